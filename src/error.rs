@@ -1,0 +1,454 @@
+//! Errors as values: [`Errno`], the libpmem2 error codes in [`codes`], and [`Error`].
+//!
+//! The core keeps no global "last error" state. Every failure is an [`Error`] value whose
+//! [`code`](Error::code) is exactly the number libpmem2 returns (a `PMEM2_E_*` constant or
+//! `-errno`) and whose [`Display`](core::fmt::Display) is the message. The C shim stores that
+//! message per thread for `pmem2_errormsg()`.
+
+mod errno_table;
+
+use core::fmt;
+
+use linux_raw_sys::errno as raw;
+
+use crate::sysfs::{CharDevicePath, DeviceNumber, SubsystemName};
+
+/// A Linux `errno` value (positive, as the kernel's `-errno` return negated).
+///
+/// The numbers are the target architecture's, taken from `linux-raw-sys`.
+///
+/// ```
+/// use pmem2_source::Errno;
+///
+/// let e = Errno::ENOENT;
+/// assert_eq!(e.name(), Some("ENOENT"));
+/// assert_eq!(e.to_string(), "No such file or directory");
+/// assert_eq!(Errno::from_raw(e.raw()), e);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Errno(i32);
+
+// `linux-raw-sys` spells errno values as `u32`; every one of them fits an `i32`.
+macro_rules! errno_constants {
+    ($($name:ident),* $(,)?) => {
+        impl Errno {
+            $(
+                #[doc = concat!("`", stringify!($name), "`")]
+                pub const $name: Errno = Errno(raw::$name as i32);
+            )*
+        }
+    };
+}
+
+errno_constants!(
+    EPERM,
+    ENOENT,
+    EINTR,
+    EIO,
+    ENXIO,
+    EBADF,
+    ENOMEM,
+    EACCES,
+    EFAULT,
+    ENODEV,
+    ENOTDIR,
+    EISDIR,
+    EINVAL,
+    ENFILE,
+    EMFILE,
+    ENOSPC,
+    EROFS,
+    ENAMETOOLONG,
+    ENOSYS,
+    ELOOP,
+    EOVERFLOW,
+    EOPNOTSUPP,
+);
+
+impl Errno {
+    /// Wraps a raw, positive errno number.
+    pub const fn from_raw(errno: i32) -> Errno {
+        Errno(errno)
+    }
+
+    /// The raw, positive errno number.
+    pub const fn raw(self) -> i32 {
+        self.0
+    }
+
+    fn table_entry(self) -> Option<&'static (u32, &'static str, &'static str)> {
+        let value = u32::try_from(self.0).ok()?;
+        errno_table::ERRNO_TABLE
+            .iter()
+            .find(|entry| entry.0 == value)
+    }
+
+    /// The symbolic name (`"ENOENT"`), or `None` for a number Linux does not define.
+    pub fn name(self) -> Option<&'static str> {
+        self.table_entry().map(|entry| entry.1)
+    }
+
+    /// glibc's `strerror` text (`"No such file or directory"`), or `None` for a number Linux
+    /// does not define.
+    pub fn description(self) -> Option<&'static str> {
+        self.table_entry().map(|entry| entry.2)
+    }
+}
+
+impl fmt::Display for Errno {
+    /// glibc's `strerror` text; an unknown number prints as glibc does: `Unknown error N`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.description() {
+            Some(text) => f.write_str(text),
+            None => write!(f, "Unknown error {}", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "Errno({name})"),
+            None => write!(f, "Errno({})", self.0),
+        }
+    }
+}
+
+/// libpmem2's error codes, with the exact values of `libpmem2/base.h` (PMDK 1.12.1).
+///
+/// Functions return one of these or `-errno`.
+pub mod codes {
+    macro_rules! pmem2_codes {
+        ($($name:ident = $value:literal,)*) => {
+            $(
+                #[doc = concat!("`", stringify!($name), "` (", stringify!($value), ")")]
+                pub const $name: i32 = $value;
+            )*
+
+            const ALL: &[(i32, &str)] = &[$(($name, stringify!($name)),)*];
+        };
+    }
+
+    pmem2_codes! {
+        PMEM2_E_UNKNOWN = -100000,
+        PMEM2_E_NOSUPP = -100001,
+        PMEM2_E_FILE_HANDLE_NOT_SET = -100003,
+        PMEM2_E_INVALID_FILE_HANDLE = -100004,
+        PMEM2_E_INVALID_FILE_TYPE = -100005,
+        PMEM2_E_MAP_RANGE = -100006,
+        PMEM2_E_MAPPING_EXISTS = -100007,
+        PMEM2_E_GRANULARITY_NOT_SET = -100008,
+        PMEM2_E_GRANULARITY_NOT_SUPPORTED = -100009,
+        PMEM2_E_OFFSET_OUT_OF_RANGE = -100010,
+        PMEM2_E_OFFSET_UNALIGNED = -100011,
+        PMEM2_E_INVALID_ALIGNMENT_FORMAT = -100012,
+        PMEM2_E_INVALID_ALIGNMENT_VALUE = -100013,
+        PMEM2_E_INVALID_SIZE_FORMAT = -100014,
+        PMEM2_E_LENGTH_UNALIGNED = -100015,
+        PMEM2_E_MAPPING_NOT_FOUND = -100016,
+        PMEM2_E_BUFFER_TOO_SMALL = -100017,
+        PMEM2_E_SOURCE_EMPTY = -100018,
+        PMEM2_E_INVALID_SHARING_VALUE = -100019,
+        PMEM2_E_SRC_DEVDAX_PRIVATE = -100020,
+        PMEM2_E_INVALID_ADDRESS_REQUEST_TYPE = -100021,
+        PMEM2_E_ADDRESS_UNALIGNED = -100022,
+        PMEM2_E_ADDRESS_NULL = -100023,
+        PMEM2_E_DEEP_FLUSH_RANGE = -100024,
+        PMEM2_E_INVALID_REGION_FORMAT = -100025,
+        PMEM2_E_DAX_REGION_NOT_FOUND = -100026,
+        PMEM2_E_INVALID_DEV_FORMAT = -100027,
+        PMEM2_E_CANNOT_READ_BOUNDS = -100028,
+        PMEM2_E_NO_BAD_BLOCK_FOUND = -100029,
+        PMEM2_E_LENGTH_OUT_OF_RANGE = -100030,
+        PMEM2_E_INVALID_PROT_FLAG = -100031,
+        PMEM2_E_NO_ACCESS = -100032,
+        PMEM2_E_VM_RESERVATION_NOT_EMPTY = -100033,
+        PMEM2_E_MAP_EXISTS = -100034,
+        PMEM2_E_FILE_DESCRIPTOR_NOT_SET = -100035,
+        PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED = -100036,
+        PMEM2_E_IO_FAIL = -100037,
+    }
+
+    /// The symbolic name of a return code: `PMEM2_E_*` for libpmem2's codes, the errno name
+    /// (`ENOENT`) for `-errno`, `None` for anything else (including 0).
+    ///
+    /// ```
+    /// use pmem2_source::codes;
+    ///
+    /// assert_eq!(codes::name(codes::PMEM2_E_INVALID_FILE_TYPE), Some("PMEM2_E_INVALID_FILE_TYPE"));
+    /// assert_eq!(codes::name(-2), Some("ENOENT"));
+    /// assert_eq!(codes::name(0), None);
+    /// ```
+    pub fn name(code: i32) -> Option<&'static str> {
+        if let Some(&(_, name)) = ALL.iter().find(|entry| entry.0 == code) {
+            return Some(name);
+        }
+        match code.checked_neg() {
+            Some(errno) if errno > 0 => super::Errno::from_raw(errno).name(),
+            _ => None,
+        }
+    }
+}
+
+/// Why a call failed: the libpmem2 return code ([`code`](Error::code)) and the message
+/// ([`Display`](fmt::Display)).
+///
+/// ```
+/// use pmem2_source::{codes, Error, Errno};
+///
+/// let err = Error::Fcntl { errno: Errno::EBADF };
+/// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_HANDLE);
+/// assert_eq!(err.name(), "PMEM2_E_INVALID_FILE_HANDLE");
+/// assert_eq!(err.to_string(), "fcntl: Bad file descriptor");
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The descriptor number is negative.
+    NegativeFd {
+        /// The number passed in.
+        fd: i32,
+    },
+    /// `fcntl(fd, F_GETFL)` failed (`EBADF` for a closed or out-of-range number).
+    Fcntl {
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// The descriptor is open `O_WRONLY`; a source must be readable.
+    WriteOnly,
+    /// The descriptor's access mode is 3 (`O_RDONLY | O_WRONLY | O_RDWR` bits both set), which
+    /// Linux grants neither reading nor writing.
+    NoAccessMode,
+    /// The descriptor was opened with `O_PATH`: it names a file but allows no I/O.
+    PathOnly,
+    /// `fstat(fd)` failed.
+    Fstat {
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// The descriptor refers to a directory.
+    Directory,
+    /// The descriptor refers to a FIFO, socket, block device, symlink, or an anonymous inode
+    /// (eventfd, epoll, …).
+    UnsupportedFileType {
+        /// The `st_mode & S_IFMT` bits.
+        file_type_bits: u32,
+    },
+    /// A character device whose sysfs subsystem is not `dax`.
+    NotDeviceDax {
+        /// The device's `st_rdev`.
+        device: DeviceNumber,
+        /// The last component of its `subsystem` link target (e.g. `mem` for `/dev/null`).
+        subsystem: SubsystemName,
+    },
+    /// `readlink` of the device's sysfs `subsystem` link failed (no such entry, `/sys` not
+    /// mounted, no permission, …).
+    SysfsUnreadable {
+        /// The device's `st_rdev`.
+        device: DeviceNumber,
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// The device's sysfs `subsystem` entry exists but is not a symbolic link.
+    SysfsNotALink {
+        /// The device's `st_rdev`.
+        device: DeviceNumber,
+    },
+    /// The device's sysfs `subsystem` link target filled the whole read buffer, so it may be
+    /// truncated; such a device is never treated as Device DAX.
+    SysfsLinkTooLong {
+        /// The device's `st_rdev`.
+        device: DeviceNumber,
+    },
+    /// The allocator could not provide memory for a source.
+    NoMemory,
+    /// `get_fd` on a source that has no file descriptor (an anonymous source).
+    FileDescriptorNotSet,
+}
+
+impl Error {
+    /// The number libpmem2 returns for this failure: a `PMEM2_E_*` value from [`codes`], or
+    /// `-errno`.
+    pub fn code(&self) -> i32 {
+        use codes::*;
+        match self {
+            Error::NegativeFd { .. } | Error::WriteOnly | Error::NoAccessMode | Error::PathOnly => {
+                PMEM2_E_INVALID_FILE_HANDLE
+            }
+            Error::Fcntl { errno } | Error::Fstat { errno } => {
+                if *errno == Errno::EBADF {
+                    PMEM2_E_INVALID_FILE_HANDLE
+                } else {
+                    -errno.raw()
+                }
+            }
+            Error::Directory
+            | Error::UnsupportedFileType { .. }
+            | Error::NotDeviceDax { .. }
+            | Error::SysfsNotALink { .. }
+            | Error::SysfsLinkTooLong { .. } => PMEM2_E_INVALID_FILE_TYPE,
+            Error::SysfsUnreadable { errno, .. } => -errno.raw(),
+            Error::NoMemory => -Errno::ENOMEM.raw(),
+            Error::FileDescriptorNotSet => PMEM2_E_FILE_DESCRIPTOR_NOT_SET,
+        }
+    }
+
+    /// The symbolic name of [`code`](Error::code): `"PMEM2_E_INVALID_FILE_TYPE"`, `"ENOENT"`,
+    /// or `"unknown error"` for an errno Linux does not define.
+    pub fn name(&self) -> &'static str {
+        codes::name(self.code()).unwrap_or("unknown error")
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NegativeFd { fd } => {
+                write!(
+                    f,
+                    "invalid file descriptor value {fd} (descriptors are never negative)"
+                )
+            }
+            Error::Fcntl { errno } => write!(f, "fcntl: {errno}"),
+            Error::WriteOnly => f.write_str("fd must be open with O_RDONLY or O_RDWR"),
+            Error::NoAccessMode => f.write_str(
+                "fd must be open with O_RDONLY or O_RDWR; its access mode is 3, \
+                 which permits neither reading nor writing",
+            ),
+            Error::PathOnly => f.write_str(
+                "fd must be open with O_RDONLY or O_RDWR; it was opened with O_PATH, \
+                 which permits no I/O",
+            ),
+            Error::Fstat { errno } => write!(f, "fstat: {errno}"),
+            Error::Directory => f.write_str("cannot set fd to directory in pmem2_source_from_fd"),
+            Error::UnsupportedFileType { file_type_bits } => {
+                write!(f, "file type 0{file_type_bits:o} not supported")
+            }
+            Error::NotDeviceDax { device, subsystem } => write!(
+                f,
+                "character device {device} is not Device DAX: its subsystem is \"{subsystem}\""
+            ),
+            Error::SysfsUnreadable { device, errno } => {
+                write!(
+                    f,
+                    "readlink \"{}\": {errno}",
+                    CharDevicePath::subsystem(*device)
+                )
+            }
+            Error::SysfsNotALink { device } => write!(
+                f,
+                "\"{}\" is not a symbolic link, so character device {device} is not Device DAX",
+                CharDevicePath::subsystem(*device)
+            ),
+            Error::SysfsLinkTooLong { device } => write!(
+                f,
+                "the target of \"{}\" does not fit in {} bytes, so character device {device} \
+                 is not Device DAX",
+                CharDevicePath::subsystem(*device),
+                crate::sysfs::LINK_TARGET_CAPACITY - 1
+            ),
+            Error::NoMemory => f.write_str("cannot allocate a pmem2_source: out of memory"),
+            Error::FileDescriptorNotSet => {
+                f.write_str("File descriptor is not set, source type does not support fd")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn errno_texts_match_libc() {
+        for &(value, _, text) in errno_table::ERRNO_TABLE {
+            // std formats an OS error as "<strerror text> (os error N)".
+            let libc_text = std::io::Error::from_raw_os_error(value as i32).to_string();
+            let suffix = std::format!(" (os error {value})");
+            assert_eq!(libc_text.strip_suffix(&suffix), Some(text), "errno {value}");
+        }
+    }
+
+    #[test]
+    fn errno_names_match_libc_values() {
+        let expected = [
+            ("EPERM", libc::EPERM),
+            ("ENOENT", libc::ENOENT),
+            ("EBADF", libc::EBADF),
+            ("EACCES", libc::EACCES),
+            ("EINVAL", libc::EINVAL),
+            ("ENOMEM", libc::ENOMEM),
+            ("ENAMETOOLONG", libc::ENAMETOOLONG),
+            ("EHWPOISON", libc::EHWPOISON),
+        ];
+        for (name, value) in expected {
+            assert_eq!(Errno::from_raw(value).name(), Some(name));
+        }
+        assert_eq!(Errno::EBADF.raw(), libc::EBADF);
+        assert_eq!(Errno::ENOMEM.raw(), libc::ENOMEM);
+    }
+
+    #[test]
+    fn unknown_errno_prints_like_glibc() {
+        assert_eq!(Errno::from_raw(4242).to_string(), "Unknown error 4242");
+        assert_eq!(Errno::from_raw(-1).to_string(), "Unknown error -1");
+        assert_eq!(std::format!("{:?}", Errno::from_raw(4242)), "Errno(4242)");
+        assert_eq!(std::format!("{:?}", Errno::EIO), "Errno(EIO)");
+    }
+
+    #[test]
+    fn code_names_cover_pmem2_and_errno() {
+        assert_eq!(codes::name(-100000), Some("PMEM2_E_UNKNOWN"));
+        assert_eq!(codes::name(-100037), Some("PMEM2_E_IO_FAIL"));
+        assert_eq!(codes::name(-100002), None, "libpmem2 has no -100002");
+        assert_eq!(codes::name(-12), Some("ENOMEM"));
+        assert_eq!(codes::name(i32::MIN), None);
+        assert_eq!(codes::name(5), None);
+    }
+
+    #[test]
+    fn errno_codes_map_ebadf_to_invalid_handle_only() {
+        assert_eq!(
+            Error::Fstat {
+                errno: Errno::EBADF
+            }
+            .code(),
+            codes::PMEM2_E_INVALID_FILE_HANDLE
+        );
+        assert_eq!(Error::Fstat { errno: Errno::EIO }.code(), -libc::EIO);
+        assert_eq!(
+            Error::Fcntl {
+                errno: Errno::EINTR
+            }
+            .code(),
+            -libc::EINTR
+        );
+        assert_eq!(Error::NoMemory.code(), -libc::ENOMEM);
+        assert_eq!(Error::NoMemory.name(), "ENOMEM");
+        assert_eq!(
+            Error::Fcntl {
+                errno: Errno::from_raw(4242)
+            }
+            .name(),
+            "unknown error"
+        );
+    }
+
+    #[test]
+    fn file_type_bits_print_in_printf_octal() {
+        let message = |bits| {
+            Error::UnsupportedFileType {
+                file_type_bits: bits,
+            }
+            .to_string()
+        };
+        assert_eq!(message(0o010000), "file type 010000 not supported");
+        assert_eq!(message(0o140000), "file type 0140000 not supported");
+        assert_eq!(message(0), "file type 00 not supported");
+    }
+}

@@ -1,0 +1,311 @@
+//! [`Source`]: what a data source is, laid out like libpmem2's `struct pmem2_source`.
+
+use core::fmt;
+
+use crate::classify;
+use crate::error::Error;
+use crate::sys::Syscalls;
+use crate::sysfs::DeviceNumber;
+
+/// `enum pmem2_source_type` values.
+const KIND_ANON: u32 = 1;
+const KIND_FD: u32 = 2;
+
+/// What kind of data a [`Source`] stands for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// Anonymous memory of a given size (`pmem2_source_from_anon`).
+    Anonymous,
+    /// An open file descriptor (`pmem2_source_from_fd`).
+    Fd,
+}
+
+/// What a file-descriptor source refers to (`enum pmem2_file_type`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[repr(u32)]
+pub enum FileType {
+    /// A regular file (including memfd and procfs files).
+    Regular = 1,
+    /// A Device DAX character device (`/dev/daxX.Y`).
+    DeviceDax = 2,
+}
+
+impl FileType {
+    fn from_raw(raw: u32) -> Option<FileType> {
+        match raw {
+            1 => Some(FileType::Regular),
+            2 => Some(FileType::DeviceDax),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FileType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileType::Regular => "regular file",
+            FileType::DeviceDax => "Device DAX",
+        })
+    }
+}
+
+/// A data source: anonymous memory, or a validated file descriptor with its file type.
+///
+/// A `Source` is plain data and does not own its descriptor: it never closes it, and the
+/// caller must keep it open while the source is in use (the std shim's `Source<'fd>` makes the
+/// borrow checker enforce that).
+///
+/// # Layout
+///
+/// `#[repr(C)]`; on 64-bit targets the first 40 bytes are libpmem2 1.12.1's
+/// `struct pmem2_source` (type at 0, file type at 8, size or fd at 16, `st_rdev` at 24,
+/// `st_dev` at 32), so a source made here can be handed to libpmem2 itself. Fields after
+/// byte 40 are ours (`st_ino`).
+///
+/// ```
+/// use pmem2_source::{FileType, Source, SourceKind};
+///
+/// let file = std::fs::File::open("Cargo.toml").unwrap();
+/// let source = Source::from_fd(std::os::fd::AsRawFd::as_raw_fd(&file)).unwrap();
+/// assert_eq!(source.kind(), SourceKind::Fd);
+/// assert_eq!(source.file_type(), Some(FileType::Regular));
+///
+/// let anon = Source::anon(1 << 20);
+/// assert_eq!(anon.anon_size(), Some(1 << 20));
+/// assert!(anon.fd().is_err());
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    kind: u32,
+    kind_padding: u32,
+    file_type: u32,
+    file_type_padding: u32,
+    /// C: `union { size_t size; struct { int fd; … } }`: the fd is the first 4 bytes in
+    /// native byte order, the size all 8.
+    size_or_fd: [u8; 8],
+    rdev: u64,
+    dev: u64,
+    ino: u64,
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Source, kind) == 0);
+    assert!(offset_of!(Source, file_type) == 8);
+    assert!(offset_of!(Source, size_or_fd) == 16);
+    assert!(offset_of!(Source, rdev) == 24);
+    assert!(offset_of!(Source, dev) == 32);
+    assert!(core::mem::size_of::<Source>() == 48);
+    assert!(core::mem::align_of::<Source>() == 8);
+};
+
+impl Source {
+    /// `pmem2_source_from_anon`: a source of `size` bytes of anonymous memory. Any size is
+    /// accepted, 0 and `usize::MAX` included (mapping decides what is usable).
+    pub const fn anon(size: usize) -> Source {
+        Source {
+            kind: KIND_ANON,
+            kind_padding: 0,
+            file_type: 0,
+            file_type_padding: 0,
+            size_or_fd: (size as u64).to_ne_bytes(),
+            rdev: 0,
+            dev: 0,
+            ino: 0,
+        }
+    }
+
+    pub(crate) fn fd_source(fd: i32, file_type: FileType, rdev: u64, dev: u64, ino: u64) -> Source {
+        let [a, b, c, d] = fd.to_ne_bytes();
+        Source {
+            kind: KIND_FD,
+            kind_padding: 0,
+            file_type: file_type as u32,
+            file_type_padding: 0,
+            size_or_fd: [a, b, c, d, 0, 0, 0, 0],
+            rdev,
+            dev,
+            ino,
+        }
+    }
+
+    /// `pmem2_source_from_fd` over any [`Syscalls`] backend: validates `fd` and classifies
+    /// what it refers to.
+    ///
+    /// The checks run in libpmem2's order, which decides the error a doubly-bad descriptor
+    /// gets: negative number; `fcntl(F_GETFL)` (closed → `PMEM2_E_INVALID_FILE_HANDLE`);
+    /// access mode (`O_WRONLY`, and — unlike libpmem2 — `O_PATH` and mode 3, all
+    /// `PMEM2_E_INVALID_FILE_HANDLE`); `fstat`; file type (regular → [`FileType::Regular`];
+    /// directory and every other non-character type → `PMEM2_E_INVALID_FILE_TYPE`; a
+    /// character device → Device DAX only if the last component of its
+    /// `/sys/dev/char/M:m/subsystem` link target is `dax`).
+    ///
+    /// Syscalls on success: 2 for a regular file, 3 for a character device; 1 for a closed
+    /// descriptor; none for a negative number.
+    ///
+    /// ```
+    /// use pmem2_source::sys::scripted::ScriptedKernel;
+    /// use pmem2_source::{codes, FileType, Source};
+    ///
+    /// // A character device whose subsystem link ends in "dax".
+    /// let kernel = ScriptedKernel::char_device(0xfc00);
+    /// let source = Source::from_fd_with(&kernel, 3).unwrap();
+    /// assert_eq!(source.file_type(), Some(FileType::DeviceDax));
+    ///
+    /// let dir = ScriptedKernel::regular_file().with_mode(0o040755);
+    /// let err = Source::from_fd_with(&dir, 3).unwrap_err();
+    /// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_TYPE);
+    /// ```
+    ///
+    /// # References
+    /// - `pmem2_source_from_fd(3)`; PMDK `src/libpmem2/source_posix.c`
+    pub fn from_fd_with<S: Syscalls + ?Sized>(sys: &S, fd: i32) -> Result<Source, Error> {
+        classify::classify_fd(sys, fd)
+    }
+
+    /// `pmem2_source_from_fd` on the running Linux kernel; see
+    /// [`from_fd_with`](Self::from_fd_with) for the checks.
+    ///
+    /// ```
+    /// use pmem2_source::{codes, Source};
+    ///
+    /// let dev_null = std::fs::File::open("/dev/null").unwrap();
+    /// let err = Source::from_fd(std::os::fd::AsRawFd::as_raw_fd(&dev_null)).unwrap_err();
+    /// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_TYPE);
+    /// assert_eq!(err.to_string(), "character device 1:3 is not Device DAX: its subsystem is \"mem\"");
+    /// ```
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        )
+    ))]
+    pub fn from_fd(fd: i32) -> Result<Source, Error> {
+        Self::from_fd_with(&crate::sys::Linux, fd)
+    }
+
+    /// What kind of source this is.
+    pub fn kind(&self) -> SourceKind {
+        match self.kind {
+            KIND_FD => SourceKind::Fd,
+            _ => SourceKind::Anonymous,
+        }
+    }
+
+    /// `pmem2_source_get_fd`: the descriptor of an fd source (not duplicated; still owned by
+    /// the caller). An anonymous source has none: [`Error::FileDescriptorNotSet`].
+    pub fn fd(&self) -> Result<i32, Error> {
+        match self.kind() {
+            SourceKind::Fd => {
+                let [a, b, c, d, ..] = self.size_or_fd;
+                Ok(i32::from_ne_bytes([a, b, c, d]))
+            }
+            SourceKind::Anonymous => Err(Error::FileDescriptorNotSet),
+        }
+    }
+
+    /// The file type of an fd source; `None` for an anonymous one.
+    pub fn file_type(&self) -> Option<FileType> {
+        match self.kind() {
+            SourceKind::Fd => FileType::from_raw(self.file_type),
+            SourceKind::Anonymous => None,
+        }
+    }
+
+    /// The size given to [`anon`](Self::anon); `None` for an fd source.
+    pub fn anon_size(&self) -> Option<usize> {
+        match self.kind() {
+            SourceKind::Anonymous => Some(u64::from_ne_bytes(self.size_or_fd) as usize),
+            SourceKind::Fd => None,
+        }
+    }
+
+    /// `st_rdev` recorded at creation (the device a Device DAX file stands for); `None` for
+    /// an anonymous source.
+    pub fn rdev(&self) -> Option<DeviceNumber> {
+        self.fd_field(self.rdev).map(DeviceNumber::from_raw)
+    }
+
+    /// `st_dev` recorded at creation (the device holding the file); `None` for an anonymous
+    /// source.
+    pub fn dev(&self) -> Option<DeviceNumber> {
+        self.fd_field(self.dev).map(DeviceNumber::from_raw)
+    }
+
+    /// `st_ino` recorded at creation; `None` for an anonymous source.
+    pub fn ino(&self) -> Option<u64> {
+        self.fd_field(self.ino)
+    }
+
+    fn fd_field(&self, value: u64) -> Option<u64> {
+        (self.kind() == SourceKind::Fd).then_some(value)
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Source");
+        match (self.kind(), self.fd(), self.file_type()) {
+            (SourceKind::Fd, Ok(fd), file_type) => out
+                .field("fd", &fd)
+                .field("file_type", &file_type)
+                .field("rdev", &DeviceNumber::from_raw(self.rdev))
+                .field("dev", &DeviceNumber::from_raw(self.dev))
+                .field("ino", &self.ino),
+            _ => out.field("anon_size", &self.anon_size()),
+        };
+        out.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+
+    #[test]
+    fn anon_keeps_any_size() {
+        for size in [0, 1, 4096, usize::MAX] {
+            let source = Source::anon(size);
+            assert_eq!(source.kind(), SourceKind::Anonymous);
+            assert_eq!(source.anon_size(), Some(size));
+            assert_eq!(source.fd(), Err(Error::FileDescriptorNotSet));
+            assert_eq!(source.file_type(), None);
+            assert_eq!(
+                (source.rdev(), source.dev(), source.ino()),
+                (None, None, None)
+            );
+        }
+    }
+
+    #[test]
+    fn fd_source_round_trips_every_field() {
+        for fd in [0, 3, i32::MAX] {
+            let source = Source::fd_source(fd, FileType::DeviceDax, 0xfc00, 0x5, 77);
+            assert_eq!(source.fd(), Ok(fd));
+            assert_eq!(source.file_type(), Some(FileType::DeviceDax));
+            assert_eq!(source.rdev(), Some(DeviceNumber::from_raw(0xfc00)));
+            assert_eq!(source.dev(), Some(DeviceNumber::from_raw(5)));
+            assert_eq!(source.ino(), Some(77));
+            assert_eq!(source.anon_size(), None);
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_kind_specific_fields() {
+        let fd = Source::fd_source(4, FileType::Regular, 0, 0x801, 12);
+        let text = std::format!("{fd:?}");
+        assert!(
+            text.contains("fd: 4") && text.contains("Regular") && text.contains("8:1"),
+            "{text}"
+        );
+        let anon = std::format!("{:?}", Source::anon(10));
+        assert_eq!(anon, "Source { anon_size: Some(10) }");
+    }
+}
