@@ -1,0 +1,328 @@
+//! [`pmem2-source`](pmem2_source) for `std` users: a [`Source`] that borrows its file
+//! descriptor, so the compiler enforces what libpmem2 can only document — the descriptor
+//! outlives the source — and an [`Error`] that converts into [`std::io::Error`].
+//!
+//! ```
+//! use pmem2_source_std::{FileType, Source};
+//!
+//! let file = std::fs::File::open("Cargo.toml")?;
+//! let source = Source::try_from(&file)?;
+//! assert_eq!(source.file_type(), Some(FileType::Regular));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The borrow is real — closing the file while the source lives does not compile:
+//!
+//! ```compile_fail,E0505
+//! use pmem2_source_std::Source;
+//!
+//! let file = std::fs::File::open("Cargo.toml").unwrap();
+//! let source = Source::try_from(&file).unwrap();
+//! drop(file);
+//! println!("{:?}", source.file_type());
+//! ```
+//!
+//! Errors keep libpmem2's code:
+//!
+//! ```
+//! use pmem2_source_std::{codes, Error, Source};
+//!
+//! let dir = std::fs::File::open(".")?;
+//! let err = Source::try_from(&dir).unwrap_err();
+//! assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_TYPE);
+//!
+//! let io: std::io::Error = err.into();
+//! assert_eq!(io.kind(), std::io::ErrorKind::IsADirectory);
+//! assert_eq!(Error::code_of(&io), Some(codes::PMEM2_E_INVALID_FILE_TYPE));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+pub use pmem2_source::{DeviceNumber, Errno, FileType, SourceKind, codes};
+
+/// A data source that borrows its descriptor for `'fd` (anonymous sources are
+/// `Source<'static>`).
+///
+/// The core's [`pmem2_source::Source`] is inside; [`as_core`](Self::as_core) reaches it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Source<'fd> {
+    inner: pmem2_source::Source,
+    borrow: PhantomData<BorrowedFd<'fd>>,
+}
+
+impl<'fd> Source<'fd> {
+    /// `pmem2_source_from_fd`: validates and classifies the descriptor.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use pmem2_source_std::{codes, Source};
+    ///
+    /// let null = std::fs::File::open("/dev/null")?;
+    /// let err = Source::from_fd(null.as_fd()).unwrap_err();
+    /// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_TYPE);
+    /// assert_eq!(err.name(), "PMEM2_E_INVALID_FILE_TYPE");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_fd(fd: BorrowedFd<'fd>) -> Result<Source<'fd>, Error> {
+        let inner = pmem2_source::Source::from_fd(fd.as_raw_fd())?;
+        Ok(Source {
+            inner,
+            borrow: PhantomData,
+        })
+    }
+
+    /// The descriptor of an fd source; [`Error`] with
+    /// `PMEM2_E_FILE_DESCRIPTOR_NOT_SET` for an anonymous one.
+    ///
+    /// ```
+    /// use std::os::fd::{AsFd, AsRawFd};
+    /// use pmem2_source_std::{codes, Source};
+    ///
+    /// let file = std::fs::File::open("Cargo.toml")?;
+    /// let source = Source::from_fd(file.as_fd())?;
+    /// assert_eq!(source.fd()?.as_raw_fd(), file.as_raw_fd());
+    /// assert_eq!(Source::anon(1).fd().unwrap_err().code(), codes::PMEM2_E_FILE_DESCRIPTOR_NOT_SET);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fd(&self) -> Result<BorrowedFd<'fd>, Error> {
+        let raw = self.inner.fd()?;
+        Ok(fd::reborrow(raw, self))
+    }
+
+    /// What kind of source this is.
+    pub fn kind(&self) -> SourceKind {
+        self.inner.kind()
+    }
+
+    /// The file type of an fd source; `None` for an anonymous one.
+    pub fn file_type(&self) -> Option<FileType> {
+        self.inner.file_type()
+    }
+
+    /// The size of an anonymous source; `None` for an fd source.
+    pub fn anon_size(&self) -> Option<usize> {
+        self.inner.anon_size()
+    }
+
+    /// `st_rdev` at creation (`None` for an anonymous source).
+    pub fn rdev(&self) -> Option<DeviceNumber> {
+        self.inner.rdev()
+    }
+
+    /// `st_dev` at creation (`None` for an anonymous source).
+    pub fn dev(&self) -> Option<DeviceNumber> {
+        self.inner.dev()
+    }
+
+    /// `st_ino` at creation (`None` for an anonymous source).
+    pub fn ino(&self) -> Option<u64> {
+        self.inner.ino()
+    }
+
+    /// The core source inside (plain data; it does not carry the borrow).
+    pub fn as_core(&self) -> &pmem2_source::Source {
+        &self.inner
+    }
+}
+
+impl Source<'static> {
+    /// `pmem2_source_from_anon`: `size` bytes of anonymous memory (any size).
+    ///
+    /// ```
+    /// let source = pmem2_source_std::Source::anon(4096);
+    /// assert_eq!(source.anon_size(), Some(4096));
+    /// ```
+    pub fn anon(size: usize) -> Source<'static> {
+        Source {
+            inner: pmem2_source::Source::anon(size),
+            borrow: PhantomData,
+        }
+    }
+}
+
+impl<'fd> TryFrom<BorrowedFd<'fd>> for Source<'fd> {
+    type Error = Error;
+
+    fn try_from(fd: BorrowedFd<'fd>) -> Result<Source<'fd>, Error> {
+        Source::from_fd(fd)
+    }
+}
+
+impl<'fd> TryFrom<&'fd File> for Source<'fd> {
+    type Error = Error;
+
+    fn try_from(file: &'fd File) -> Result<Source<'fd>, Error> {
+        Source::from_fd(file.as_fd())
+    }
+}
+
+impl fmt::Debug for Source<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+#[allow(unsafe_code)]
+mod fd {
+    //! # Safety
+    //! The one place that turns the raw number stored in a source back into a `BorrowedFd`.
+
+    use std::os::fd::BorrowedFd;
+
+    use super::Source;
+
+    /// Re-borrows the descriptor that `source` was created from.
+    pub(super) fn reborrow<'fd>(raw: i32, _source: &Source<'fd>) -> BorrowedFd<'fd> {
+        // SAFETY: `raw` is the number of the `BorrowedFd<'fd>` the source was created from
+        // (`Source::from_fd` is the only way to make an fd source here), and that borrow keeps
+        // the descriptor open for all of `'fd`. It is not -1, which from_fd rejects.
+        unsafe { BorrowedFd::borrow_raw(raw) }
+    }
+}
+
+/// A failed call: libpmem2's [`code`](Error::code) and message, convertible into
+/// [`io::Error`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error(pmem2_source::Error);
+
+impl Error {
+    /// libpmem2's return code: a `PMEM2_E_*` value from [`codes`] or `-errno`.
+    pub fn code(&self) -> i32 {
+        self.0.code()
+    }
+
+    /// The symbolic name of [`code`](Self::code) (`"PMEM2_E_INVALID_FILE_TYPE"`, `"ENOENT"`).
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The core error value, to match on the exact cause.
+    pub fn as_core(&self) -> &pmem2_source::Error {
+        &self.0
+    }
+
+    /// The libpmem2 code of an [`io::Error`] made from an [`Error`]; `None` for any other
+    /// `io::Error`.
+    pub fn code_of(err: &io::Error) -> Option<i32> {
+        err.get_ref()?.downcast_ref::<Error>().map(Error::code)
+    }
+
+    /// The [`io::ErrorKind`] closest to this failure.
+    pub fn io_kind(&self) -> io::ErrorKind {
+        use pmem2_source::Error as E;
+        match &self.0 {
+            E::Directory => io::ErrorKind::IsADirectory,
+            E::NoMemory => io::ErrorKind::OutOfMemory,
+            E::UnsupportedFileType { .. }
+            | E::NotDeviceDax { .. }
+            | E::SysfsNotALink { .. }
+            | E::SysfsLinkTooLong { .. }
+            | E::FileDescriptorNotSet => io::ErrorKind::Unsupported,
+            _ => match self.code().checked_neg() {
+                Some(errno @ 1..=4095) => io::Error::from_raw_os_error(errno).kind(),
+                _ => io::ErrorKind::InvalidInput,
+            },
+        }
+    }
+}
+
+impl From<pmem2_source::Error> for Error {
+    fn from(err: pmem2_source::Error) -> Error {
+        Error(err)
+    }
+}
+
+impl From<Error> for io::Error {
+    /// Keeps the [`Error`] inside: [`Error::code_of`] gets the libpmem2 code back.
+    fn from(err: Error) -> io::Error {
+        io::Error::new(err.io_kind(), err)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({} {}: {:?})", self.name(), self.code(), self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn io_kinds() {
+        let kind = |err: pmem2_source::Error| Error::from(err).io_kind();
+        use pmem2_source::Error as E;
+        assert_eq!(kind(E::WriteOnly), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            kind(E::Fcntl {
+                errno: Errno::EBADF
+            }),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(E::Fstat {
+                errno: Errno::EACCES
+            }),
+            io::ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            kind(E::SysfsUnreadable {
+                device: DeviceNumber::from_raw(0x8800),
+                errno: Errno::ENOENT
+            }),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(kind(E::Directory), io::ErrorKind::IsADirectory);
+        assert_eq!(kind(E::NoMemory), io::ErrorKind::OutOfMemory);
+        assert_eq!(kind(E::FileDescriptorNotSet), io::ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn io_error_keeps_code_and_message() {
+        let null = File::open("/dev/null").expect("open /dev/null");
+        let err = Source::from_fd(null.as_fd()).expect_err("not DAX");
+        let message = err.to_string();
+        let io: io::Error = err.into();
+        assert_eq!(Error::code_of(&io), Some(codes::PMEM2_E_INVALID_FILE_TYPE));
+        assert_eq!(io.to_string(), message);
+        assert_eq!(io.kind(), io::ErrorKind::Unsupported);
+        assert_eq!(Error::code_of(&io::Error::from_raw_os_error(2)), None);
+    }
+
+    #[test]
+    fn source_borrows_and_reports() {
+        let file = File::open("Cargo.toml").expect("open");
+        let source = Source::try_from(&file).expect("regular");
+        assert_eq!(source.kind(), SourceKind::Fd);
+        assert_eq!(source.fd().expect("fd").as_raw_fd(), file.as_raw_fd());
+        assert_eq!(source.as_core().fd(), Ok(file.as_raw_fd()));
+        assert!(source.dev().is_some() && source.ino().is_some());
+        let write_only = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .expect("open /dev/null write-only");
+        let err = Source::try_from(write_only.as_fd()).expect_err("O_WRONLY");
+        assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_HANDLE);
+        assert_eq!(err.to_string(), "fd must be open with O_RDONLY or O_RDWR");
+        assert!(format!("{err:?}").starts_with("Error(PMEM2_E_INVALID_FILE_HANDLE -100004"));
+    }
+}
