@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building and testing pmem2-source needs on a Debian machine (run as root):
+# Debian packages, rustup, and the toolchain, components and targets pinned in
+# rust-toolchain.toml. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debian_packages=(
+  ca-certificates curl  # rustup download
+  gcc libc6-dev         # the linker rustc drives, and libc for the shims and tests
+  binutils              # strip/size for the minimal-runtime binary checks
+  util-linux            # unshare, mount (fake sysfs trees in private mount namespaces)
+)
+
+missing=()
+for package in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v rustup >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/rustup" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "setup: installing rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+      sh -s -- -y --no-modify-path --profile minimal --default-toolchain none
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+
+# Installs the channel, components and targets of rust-toolchain.toml (rustup >= 1.28).
+rustup toolchain install >/dev/null 2>&1 || rustup show >/dev/null
+rustc --version
