@@ -522,7 +522,8 @@ fn open_pty() -> Pty {
         std::io::Error::from_raw_os_error(ret)
     );
     let slave_path = PathBuf::from(
-        std::ffi::CStr::from_bytes_until_nul(&name.map(|c| c as u8))
+        // c_char is i8 on x86_64 and u8 on aarch64; from_ne_bytes converts either.
+        std::ffi::CStr::from_bytes_until_nul(&name.map(|c| u8::from_ne_bytes(c.to_ne_bytes())))
             .expect("NUL-terminated")
             .to_str()
             .expect("UTF-8 pts path"),
