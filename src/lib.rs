@@ -69,6 +69,18 @@
 #[cfg(feature = "alloc")]
 extern crate alloc as heap;
 
+/// Keeps items only where the raw-syscall [`sys::Linux`] backend exists: Linux on x86_64,
+/// aarch64 and riscv64 (the `sc` dependency is gated the same way in `Cargo.toml`).
+macro_rules! with_linux_backend {
+    ($($item:item)*) => {$(
+        #[cfg(all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")
+        ))]
+        $item
+    )*};
+}
+
 #[allow(unsafe_code)]
 mod alloc;
 mod classify;

@@ -166,29 +166,6 @@ impl Source {
         classify::classify_fd(sys, fd)
     }
 
-    /// `pmem2_source_from_fd` on the running Linux kernel; see
-    /// [`from_fd_with`](Self::from_fd_with) for the checks.
-    ///
-    /// ```
-    /// use pmem2_source::{codes, Source};
-    ///
-    /// let dev_null = std::fs::File::open("/dev/null").unwrap();
-    /// let err = Source::from_fd(std::os::fd::AsRawFd::as_raw_fd(&dev_null)).unwrap_err();
-    /// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_TYPE);
-    /// assert_eq!(err.to_string(), "character device 1:3 is not Device DAX: its subsystem is \"mem\"");
-    /// ```
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        )
-    ))]
-    pub fn from_fd(fd: i32) -> Result<Source, Error> {
-        Self::from_fd_with(&crate::sys::Linux, fd)
-    }
-
     /// What kind of source this is.
     pub fn kind(&self) -> SourceKind {
         match self.kind {
@@ -244,6 +221,25 @@ impl Source {
 
     fn fd_field(&self, value: u64) -> Option<u64> {
         (self.kind() == SourceKind::Fd).then_some(value)
+    }
+}
+
+with_linux_backend! {
+    impl Source {
+        /// `pmem2_source_from_fd` on the running Linux kernel; see
+        /// [`from_fd_with`](Self::from_fd_with) for the checks.
+        ///
+        /// ```
+        /// use pmem2_source::{codes, Source};
+        ///
+        /// let dev_null = std::fs::File::open("/dev/null").unwrap();
+        /// let err = Source::from_fd(std::os::fd::AsRawFd::as_raw_fd(&dev_null)).unwrap_err();
+        /// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_TYPE);
+        /// assert_eq!(err.to_string(), "character device 1:3 is not Device DAX: its subsystem is \"mem\"");
+        /// ```
+        pub fn from_fd(fd: i32) -> Result<Source, Error> {
+            Self::from_fd_with(&crate::sys::Linux, fd)
+        }
     }
 }
 

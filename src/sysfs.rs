@@ -241,47 +241,31 @@ mod tests {
 
     #[test]
     fn link_targets() {
+        use SubsystemLink::{DeviceDax, Other, PossiblyTruncated};
         let cap = LINK_TARGET_CAPACITY;
-        assert_eq!(
-            classify_link_target(b"../../../bus/dax", cap),
-            SubsystemLink::DeviceDax
-        );
-        assert_eq!(
-            classify_link_target(b"../../class/dax", cap),
-            SubsystemLink::DeviceDax
-        );
-        assert_eq!(classify_link_target(b"dax", cap), SubsystemLink::DeviceDax);
-        assert_eq!(classify_link_target(b"/dax", cap), SubsystemLink::DeviceDax);
-        assert_eq!(classify_link_target(b"", cap), SubsystemLink::Other(b""));
-        assert_eq!(
-            classify_link_target(b"bus/dax/", cap),
-            SubsystemLink::Other(b"")
-        );
-        assert_eq!(
-            classify_link_target(b"bus/daxx", cap),
-            SubsystemLink::Other(b"daxx")
-        );
-        assert_eq!(
-            classify_link_target(b"bus/DAX", cap),
-            SubsystemLink::Other(b"DAX")
-        );
-        assert_eq!(
-            classify_link_target(b"dax/mem", cap),
-            SubsystemLink::Other(b"mem")
-        );
-        // Exactly full: possibly cut short, whatever it says.
-        assert_eq!(
-            classify_link_target(b"bus/dax", 7),
-            SubsystemLink::PossiblyTruncated
-        );
-        assert_eq!(
-            classify_link_target(b"bus/dax", 8),
-            SubsystemLink::DeviceDax
-        );
-        assert_eq!(
-            classify_link_target(b"", 0),
-            SubsystemLink::PossiblyTruncated
-        );
+        let cases: [(&[u8], usize, SubsystemLink<'_>); 12] = [
+            (b"../../../bus/dax", cap, DeviceDax),
+            (b"../../class/dax", cap, DeviceDax),
+            (b"dax", cap, DeviceDax),
+            (b"/dax", cap, DeviceDax),
+            (b"", cap, Other(b"")),
+            (b"bus/dax/", cap, Other(b"")),
+            (b"bus/daxx", cap, Other(b"daxx")),
+            (b"bus/DAX", cap, Other(b"DAX")),
+            (b"dax/mem", cap, Other(b"mem")),
+            // Exactly full: possibly cut short, whatever it says.
+            (b"bus/dax", 7, PossiblyTruncated),
+            (b"bus/dax", 8, DeviceDax),
+            (b"", 0, PossiblyTruncated),
+        ];
+        for (target, capacity, expected) in cases {
+            assert_eq!(
+                classify_link_target(target, capacity),
+                expected,
+                "{:?} in {capacity} bytes",
+                target.escape_ascii().to_string()
+            );
+        }
     }
 
     #[test]

@@ -12,25 +12,11 @@ use core::ffi::CStr;
 
 use crate::error::Errno;
 
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    )
-))]
-#[allow(unsafe_code)]
-mod linux;
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    )
-))]
-pub use linux::Linux;
+with_linux_backend! {
+    #[allow(unsafe_code)]
+    mod linux;
+    pub use linux::Linux;
+}
 
 #[cfg(any(test, feature = "testing"))]
 pub mod scripted;
