@@ -50,6 +50,7 @@ errno_constants!(
     ENOMEM,
     EACCES,
     EFAULT,
+    EBUSY,
     ENODEV,
     ENOTDIR,
     EISDIR,
