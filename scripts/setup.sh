@@ -14,6 +14,7 @@ debian_packages=(
   pkg-config            # the installed pmem2_source.pc is checked with it
   libpmem2-dev          # the reference: Debian's libpmem2 1.12.1 (differential tests)
   valgrind              # memcheck over the C-ABI test programs
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the C shim's build script in the aarch64 check
 )
 
 missing=()
