@@ -7,12 +7,17 @@
 
 mod common;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
 
+use common::messages::{
+    ANON_INODE, BLOCK, CLOSED, DIRECTORY, FIFO, NO_ACCESS_MODE, PATH_ONLY, SOCKET, WRITE_ONLY,
+    negative_fd_message, not_dax_message,
+};
 use common::{
-    TempDir, c_path, in_ci, is_open, is_root, libc_fstat, manifest_file, must_open,
-    nofile_soft_limit, open, owned, raw, skip, surely_closed_fd,
+    DriverlessDevice, MEM_DEVICES, TempDir, c_path, file_type_bits, in_ci, is_open, is_root,
+    libc_fstat, loop_device, make_fifo, manifest_file, memfd, must_open, nofile_soft_limit, open,
+    open_pty, owned, pipe, raw, skip, socket_pair, surely_closed_fd,
 };
 use pmem2_source::codes::{
     PMEM2_E_FILE_DESCRIPTOR_NOT_SET, PMEM2_E_INVALID_FILE_HANDLE, PMEM2_E_INVALID_FILE_TYPE,
@@ -23,18 +28,6 @@ use pmem2_source::{
     CountingAlloc, DeviceNumber, Errno, Error, FailingAlloc, FileType, Global, Source, SourceBox,
     SourceKind, StaticPool,
 };
-
-const WRITE_ONLY: &str = "fd must be open with O_RDONLY or O_RDWR";
-const PATH_ONLY: &str =
-    "fd must be open with O_RDONLY or O_RDWR; it was opened with O_PATH, which permits no I/O";
-const NO_ACCESS_MODE: &str = "fd must be open with O_RDONLY or O_RDWR; its access mode is 3, \
-                              which permits neither reading nor writing";
-const CLOSED: &str = "fcntl: Bad file descriptor";
-const DIRECTORY: &str = "cannot set fd to directory in pmem2_source_from_fd";
-const FIFO: &str = "file type 010000 not supported";
-const SOCKET: &str = "file type 0140000 not supported";
-const BLOCK: &str = "file type 060000 not supported";
-const ANON_INODE: &str = "file type 00 not supported";
 
 /// `from_fd` must fail with exactly `expected`, whose code and message are given too so the
 /// test states the public values, not only the variant.
@@ -81,10 +74,6 @@ fn not_dax(major: u32, minor: u32, subsystem: &str) -> Error {
     }
 }
 
-fn not_dax_message(major: u32, minor: u32, subsystem: &str) -> String {
-    format!("character device {major}:{minor} is not Device DAX: its subsystem is \"{subsystem}\"")
-}
-
 fn unsupported(bits: u32) -> Error {
     Error::UnsupportedFileType {
         file_type_bits: bits,
@@ -93,10 +82,6 @@ fn unsupported(bits: u32) -> Error {
 
 fn closed(errno: Errno) -> Error {
     Error::Fcntl { errno }
-}
-
-fn file_type_bits(fd: RawFd) -> u32 {
-    libc_fstat(fd).st_mode & libc::S_IFMT
 }
 
 // ---------------------------------------------------------------------------------------
@@ -199,9 +184,7 @@ fn unlinked_file_and_dup_are_regular() {
 
 #[test]
 fn memfd_is_regular() {
-    // SAFETY: the name is a live NUL-terminated string.
-    let fd = unsafe { libc::memfd_create(c"pmem2-source-test".as_ptr(), libc::MFD_CLOEXEC) };
-    let fd = owned(fd).expect("memfd_create");
+    let fd = memfd();
     assert_eq!(file_type_bits(raw(&fd)), libc::S_IFREG);
     assert_source("memfd", raw(&fd), FileType::Regular);
 }
@@ -226,7 +209,7 @@ fn negative_numbers() {
             fd,
             Error::NegativeFd { fd },
             PMEM2_E_INVALID_FILE_HANDLE,
-            &format!("invalid file descriptor value {fd} (descriptors are never negative)"),
+            &negative_fd_message(fd),
         );
     }
 }
@@ -295,10 +278,7 @@ fn directory() {
 fn fifo() {
     let dir = TempDir::new("fifo");
     let path = dir.join("fifo");
-    let c = c_path(&path);
-    // SAFETY: `c` is a live NUL-terminated path.
-    let ret = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
-    assert_eq!(ret, 0, "mkfifo: {}", std::io::Error::last_os_error());
+    make_fifo(&path);
     // O_NONBLOCK: an open of a FIFO would otherwise wait for the other end.
     for (case, flags) in [
         ("FIFO O_RDWR|O_NONBLOCK", libc::O_RDWR | libc::O_NONBLOCK),
@@ -321,12 +301,7 @@ fn fifo() {
 
 #[test]
 fn pipe_ends() {
-    let mut fds = [-1; 2];
-    // SAFETY: `fds` is a writable array of two ints, live for the call.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(ret, 0, "pipe2: {}", std::io::Error::last_os_error());
-    let read_end = owned(fds[0]).expect("read end");
-    let write_end = owned(fds[1]).expect("write end");
+    let (read_end, write_end) = pipe();
     assert_fails(
         "pipe read end",
         raw(&read_end),
@@ -346,19 +321,7 @@ fn pipe_ends() {
 
 #[test]
 fn unix_socket() {
-    let mut fds = [-1; 2];
-    // SAFETY: `fds` is a writable array of two ints, live for the call.
-    let ret = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    assert_eq!(ret, 0, "socketpair: {}", std::io::Error::last_os_error());
-    for fd in fds {
-        let fd = owned(fd).expect("socket");
+    for fd in socket_pair() {
         assert_fails(
             "socketpair end",
             raw(&fd),
@@ -371,34 +334,7 @@ fn unix_socket() {
 
 #[test]
 fn anonymous_inodes() {
-    let mut cases: Vec<(&str, OwnedFd)> = Vec::new();
-
-    // SAFETY: eventfd takes two integers.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    cases.push(("eventfd", owned(fd).expect("eventfd")));
-
-    // SAFETY: epoll_create1 takes one integer.
-    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    cases.push(("epoll", owned(fd).expect("epoll_create1")));
-
-    // SAFETY: timerfd_create takes two integers.
-    let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
-    cases.push(("timerfd", owned(fd).expect("timerfd_create")));
-
-    let mut mask = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: `mask` is a writable sigset_t; sigemptyset initialises all of it.
-    let ret = unsafe { libc::sigemptyset(mask.as_mut_ptr()) };
-    assert_eq!(ret, 0);
-    // SAFETY: sigemptyset succeeded, so the set is initialised.
-    let mask = unsafe { mask.assume_init() };
-    // SAFETY: `mask` is a live, initialised sigset_t (empty: the fd never reports anything).
-    let fd = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC) };
-    cases.push(("signalfd", owned(fd).expect("signalfd")));
-
-    // SAFETY: inotify_init1 takes one integer.
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    cases.push(("inotify", owned(fd).expect("inotify_init1")));
-
+    let cases = common::anonymous_inodes();
     for (case, fd) in &cases {
         assert_eq!(file_type_bits(raw(fd)), 0, "{case} has no file type bits");
         assert_fails(
@@ -447,14 +383,7 @@ fn pidfd_follows_its_file_type() {
 
 #[test]
 fn dev_null_and_friends_are_not_device_dax() {
-    for (path, flags, minor) in [
-        ("/dev/null", libc::O_RDWR, 3),
-        ("/dev/null", libc::O_RDONLY, 3),
-        ("/dev/zero", libc::O_RDWR, 5),
-        ("/dev/zero", libc::O_RDONLY, 5),
-        ("/dev/full", libc::O_RDWR, 7),
-        ("/dev/urandom", libc::O_RDONLY, 9),
-    ] {
+    for (path, flags, minor) in MEM_DEVICES {
         let fd = must_open(Path::new(path), flags);
         let rdev = libc_fstat(raw(&fd)).st_rdev;
         assert_eq!((libc::major(rdev), libc::minor(rdev)), (1, minor), "{path}");
@@ -492,48 +421,6 @@ fn dev_null_write_only_fails_the_mode_check() {
         PMEM2_E_INVALID_FILE_HANDLE,
         PATH_ONLY,
     );
-}
-
-/// A pseudo-terminal pair; the master is `/dev/ptmx` (5:2), the slave `/dev/pts/N` (136+:N).
-struct Pty {
-    master: OwnedFd,
-    slave: OwnedFd,
-    slave_path: PathBuf,
-}
-
-fn open_pty() -> Pty {
-    // SAFETY: posix_openpt takes flags only.
-    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
-    let master = owned(master).expect("posix_openpt");
-    // SAFETY: grantpt takes a descriptor only.
-    let ret = unsafe { libc::grantpt(master.as_raw_fd()) };
-    assert_eq!(ret, 0, "grantpt: {}", std::io::Error::last_os_error());
-    // SAFETY: unlockpt takes a descriptor only.
-    let ret = unsafe { libc::unlockpt(master.as_raw_fd()) };
-    assert_eq!(ret, 0, "unlockpt: {}", std::io::Error::last_os_error());
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: `name` is writable for its full length; ptsname_r (unlike ptsname) is thread
-    // safe and NUL-terminates within that length on success.
-    let ret = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
-    assert_eq!(
-        ret,
-        0,
-        "ptsname_r: {}",
-        std::io::Error::from_raw_os_error(ret)
-    );
-    let slave_path = PathBuf::from(
-        // c_char is i8 on x86_64 and u8 on aarch64; from_ne_bytes converts either.
-        std::ffi::CStr::from_bytes_until_nul(&name.map(|c| u8::from_ne_bytes(c.to_ne_bytes())))
-            .expect("NUL-terminated")
-            .to_str()
-            .expect("UTF-8 pts path"),
-    );
-    let slave = must_open(&slave_path, libc::O_RDWR | libc::O_NOCTTY);
-    Pty {
-        master,
-        slave,
-        slave_path,
-    }
 }
 
 #[test]
@@ -584,28 +471,6 @@ fn pty_master_is_a_tty_not_device_dax() {
         PMEM2_E_INVALID_FILE_TYPE,
         &not_dax_message(5, 2, "tty"),
     );
-}
-
-/// A block device to open: `/dev/loop0`, or a free loop device from `/dev/loop-control`.
-fn loop_device() -> Result<PathBuf, String> {
-    use std::os::unix::fs::FileTypeExt;
-    let loop0 = PathBuf::from("/dev/loop0");
-    if std::fs::metadata(&loop0).is_ok_and(|m| m.file_type().is_block_device()) {
-        return Ok(loop0);
-    }
-    // <linux/loop.h>: LOOP_CTL_GET_FREE finds (or creates) an unbound loop device.
-    const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-    let control = open(Path::new("/dev/loop-control"), libc::O_RDWR)
-        .map_err(|e| format!("no /dev/loop0, and /dev/loop-control: {e}"))?;
-    // SAFETY: LOOP_CTL_GET_FREE takes no argument pointer.
-    let n = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE) };
-    if n < 0 {
-        return Err(format!(
-            "LOOP_CTL_GET_FREE: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(PathBuf::from(format!("/dev/loop{n}")))
 }
 
 #[test]
@@ -661,17 +526,6 @@ fn symlink_itself_via_o_path() {
     assert_source("through the symlink", raw(&fd), FileType::Regular);
 }
 
-/// Character majors with a registered driver, from `/proc/devices`.
-fn registered_char_majors() -> Vec<u32> {
-    let text = std::fs::read_to_string("/proc/devices").expect("read /proc/devices");
-    text.lines()
-        .skip_while(|line| !line.starts_with("Character devices:"))
-        .skip(1)
-        .take_while(|line| !line.is_empty())
-        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
-        .collect()
-}
-
 /// Pretends every descriptor is readable (clears `O_PATH`), to follow the path libpmem2
 /// takes with an O_PATH descriptor on the real kernel.
 struct IgnoreOPath;
@@ -694,28 +548,16 @@ impl Syscalls for IgnoreOPath {
 
 #[test]
 fn character_device_without_a_driver() {
-    // Local/experimental majors (Documentation/admin-guide/devices.txt): 60–63, 120–127,
-    // 240–254. 60 is free here; take the first one no driver has registered.
-    let registered = registered_char_majors();
-    assert!(registered.contains(&1), "/proc/devices lists mem (1)");
-    let major = (60..=63)
-        .chain(120..=127)
-        .chain(240..=254)
-        .find(|m| !registered.contains(m))
-        .expect("a character major without a driver");
     let dir = TempDir::new("mknod");
-    let path = dir.join("nodriver");
-    let c = c_path(&path);
-    let rdev = libc::makedev(major, 0);
-    // SAFETY: `c` is a live NUL-terminated path.
-    let ret = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, rdev) };
-    if ret != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EPERM) && !is_root() {
+    let device = match DriverlessDevice::make(&dir, "nodriver") {
+        Ok(device) => device,
+        Err(err) if err.raw_os_error() == Some(libc::EPERM) && !is_root() => {
             return skip("character device without a driver", "mknod needs root");
         }
-        panic!("mknod {}: {err}", path.display());
-    }
+        Err(err) => panic!("mknod: {err}"),
+    };
+    let (path, rdev) = (&device.path, device.rdev);
+    let c = c_path(path);
 
     // Opening it for I/O asks the (missing) driver: ENXIO, or EACCES on a nodev mount.
     let mut vfs = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -726,7 +568,7 @@ fn character_device_without_a_driver() {
     let nodev = unsafe { vfs.assume_init() }.f_flag & libc::ST_NODEV != 0;
     let expected_errno = if nodev { libc::EACCES } else { libc::ENXIO };
     assert_eq!(
-        open(&path, libc::O_RDWR)
+        open(path, libc::O_RDWR)
             .map(drop)
             .map_err(|e| e.raw_os_error()),
         Err(Some(expected_errno)),
@@ -735,7 +577,7 @@ fn character_device_without_a_driver() {
     );
 
     // O_PATH does not involve the driver.
-    let fd = must_open(&path, libc::O_PATH);
+    let fd = must_open(path, libc::O_PATH);
     let st = libc_fstat(raw(&fd));
     assert_eq!(
         (st.st_mode & libc::S_IFMT, st.st_rdev),
@@ -751,7 +593,7 @@ fn character_device_without_a_driver() {
         PATH_ONLY,
     );
     // libpmem2's path on this very descriptor, through a backend that hides O_PATH.
-    let entry = format!("/sys/dev/char/{major}:0");
+    let entry = device.sysfs_entry();
     assert!(std::fs::symlink_metadata(&entry).is_err(), "{entry} exists");
     let err = Source::from_fd_with(&IgnoreOPath, raw(&fd)).expect_err("no sysfs entry");
     assert_eq!(err.code(), -libc::ENOENT, "{err:?}");
