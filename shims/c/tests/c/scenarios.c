@@ -1,0 +1,421 @@
+/*
+ * libpmem2's source test scenarios, written against Debian's <libpmem2.h> (not ours) and
+ * linked to libpmem2_source: a C program using the published API runs unchanged on our
+ * library.
+ *
+ * Usage: scenarios <scratch directory>
+ *
+ * Prints one line per check ("ok - ..." or "FAIL (line N) - ...") and a summary; exits 1 if
+ * any check failed. pmem2_perror writes two lines to stderr, which the Rust test compares
+ * exactly (nothing else is written there).
+ *
+ * Allocations go through a counting allocator registered with our extension
+ * pmem2_source_set_funcs before anything else, which the last checks balance.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpmem2.h>
+
+/* Our extension: Debian's header does not declare it. */
+int pmem2_source_set_funcs(void *(*malloc_func)(size_t size), void (*free_func)(void *ptr));
+
+static int checks;
+static int failures;
+
+static void
+report(int line, int ok, const char *what, const char *detail)
+{
+	checks++;
+	if (ok) {
+		printf("ok - %s%s%s\n", what, detail[0] ? ": " : "", detail);
+	} else {
+		failures++;
+		printf("FAIL (line %d) - %s: %s\n", line, what, detail);
+	}
+}
+
+static void
+check_int(int line, const char *what, long long got, long long expected)
+{
+	char detail[128];
+
+	if (got == expected)
+		snprintf(detail, sizeof(detail), "%lld", got);
+	else
+		snprintf(detail, sizeof(detail), "got %lld, expected %lld", got, expected);
+	report(line, got == expected, what, detail);
+}
+
+static void
+check_true(int line, const char *what, int condition)
+{
+	report(line, condition, what, condition ? "" : "false");
+}
+
+/* The calling thread's message must be exactly `expected` (so not empty). */
+static void
+check_message(int line, const char *what, const char *expected)
+{
+	const char *got = pmem2_errormsg();
+	char detail[512];
+	int ok = got != NULL && got[0] != '\0' && strcmp(got, expected) == 0;
+
+	snprintf(detail, sizeof(detail), "%s\"%s\"%s%s%s", ok ? "" : "got ",
+		got ? got : "(NULL)", ok ? "" : ", expected \"", ok ? "" : expected,
+		ok ? "" : "\"");
+	report(line, ok, what, detail);
+}
+
+/* The message must start with `prefix` and say more. */
+static void
+check_message_prefix(int line, const char *what, const char *prefix)
+{
+	const char *got = pmem2_errormsg();
+	char detail[512];
+	int ok = got != NULL && strncmp(got, prefix, strlen(prefix)) == 0 &&
+		strlen(got) > strlen(prefix);
+
+	snprintf(detail, sizeof(detail), "\"%s\"%s%s%s", got ? got : "(NULL)",
+		ok ? "" : " does not extend \"", ok ? "" : prefix, ok ? "" : "\"");
+	report(line, ok, what, detail);
+}
+
+#define CHECK_INT(what, got, expected) \
+	check_int(__LINE__, (what), (long long)(got), (long long)(expected))
+#define CHECK(what, condition) check_true(__LINE__, (what), (condition))
+#define CHECK_MESSAGE(what, expected) check_message(__LINE__, (what), (expected))
+#define CHECK_MESSAGE_PREFIX(what, prefix) check_message_prefix(__LINE__, (what), (prefix))
+
+/* A non-NULL pointer no correct call dereferences: out-parameters start as this, to show
+ * that failures reset them to NULL. */
+static char bogus_target;
+#define BOGUS ((struct pmem2_source *)(void *)&bogus_target)
+
+/* --- the counting allocator ------------------------------------------------------------ */
+
+#define MAX_LIVE 16
+static void *live[MAX_LIVE];
+static int fail_allocations;
+static long allocations, frees, failed_allocations, unknown_frees, other_calls;
+
+static void *
+counting_malloc(size_t size)
+{
+	void *ptr;
+	int i;
+
+	if (fail_allocations) {
+		failed_allocations++;
+		return NULL;
+	}
+	ptr = malloc(size);
+	if (ptr == NULL)
+		return NULL;
+	allocations++;
+	for (i = 0; i < MAX_LIVE; i++) {
+		if (live[i] == NULL) {
+			live[i] = ptr;
+			return ptr;
+		}
+	}
+	fprintf(stderr, "scenarios: more than %d live sources\n", MAX_LIVE);
+	abort();
+}
+
+static void
+counting_free(void *ptr)
+{
+	int i;
+
+	frees++;
+	for (i = 0; i < MAX_LIVE; i++) {
+		if (live[i] != NULL && live[i] == ptr) {
+			live[i] = NULL;
+			free(ptr);
+			return;
+		}
+	}
+	unknown_frees++; /* not from counting_malloc: leak it rather than crash */
+}
+
+static int
+live_count(void)
+{
+	int i, n = 0;
+
+	for (i = 0; i < MAX_LIVE; i++)
+		n += live[i] != NULL;
+	return n;
+}
+
+/* A second pair, registered too late: must never be called. */
+static void *
+other_malloc(size_t size)
+{
+	other_calls++;
+	return malloc(size);
+}
+
+static void
+other_free(void *ptr)
+{
+	other_calls++;
+	free(ptr);
+}
+
+/* --- scenarios --------------------------------------------------------------------------- */
+
+static long expected_allocations; /* successful source creations */
+
+static void
+allocator_registration(void)
+{
+	CHECK_INT("set_funcs(NULL, free) is -EINVAL",
+		pmem2_source_set_funcs(NULL, counting_free), -EINVAL);
+	CHECK_MESSAGE("set_funcs(NULL, free) message",
+		"pmem2_source_set_funcs: malloc_func must not be NULL");
+	CHECK_INT("set_funcs(malloc, NULL) is -EINVAL",
+		pmem2_source_set_funcs(counting_malloc, NULL), -EINVAL);
+	CHECK_MESSAGE("set_funcs(malloc, NULL) message",
+		"pmem2_source_set_funcs: free_func must not be NULL");
+	CHECK_INT("set_funcs(counting pair) before the first allocation",
+		pmem2_source_set_funcs(counting_malloc, counting_free), 0);
+	CHECK_INT("set_funcs(other pair) afterwards is -EBUSY",
+		pmem2_source_set_funcs(other_malloc, other_free), -EBUSY);
+	CHECK_MESSAGE_PREFIX("set_funcs -EBUSY message", "pmem2_source_set_funcs: ");
+	CHECK_INT("set_funcs(counting pair) again is -EBUSY",
+		pmem2_source_set_funcs(counting_malloc, counting_free), -EBUSY);
+}
+
+/* fd opened with `flags` is accepted and get_fd returns it. */
+static void
+accepted(const char *path, int flags, const char *name)
+{
+	struct pmem2_source *src = BOGUS;
+	char what[128];
+	int fd = open(path, flags);
+	int out = -7;
+
+	snprintf(what, sizeof(what), "open %s", name);
+	CHECK(what, fd >= 0);
+	snprintf(what, sizeof(what), "from_fd(%s) accepted", name);
+	CHECK_INT(what, pmem2_source_from_fd(&src, fd), 0);
+	expected_allocations++;
+	snprintf(what, sizeof(what), "from_fd(%s) set src", name);
+	CHECK(what, src != NULL && src != BOGUS);
+	snprintf(what, sizeof(what), "get_fd(%s source)", name);
+	CHECK_INT(what, pmem2_source_get_fd(src, &out), 0);
+	snprintf(what, sizeof(what), "get_fd(%s source) returns the fd", name);
+	CHECK_INT(what, out, fd);
+	snprintf(what, sizeof(what), "delete(%s source)", name);
+	CHECK_INT(what, pmem2_source_delete(&src), 0);
+	snprintf(what, sizeof(what), "delete(%s source) set src to NULL", name);
+	CHECK(what, src == NULL);
+	snprintf(what, sizeof(what), "delete(%s source) did not close the fd", name);
+	CHECK(what, fcntl(fd, F_GETFD) != -1);
+	close(fd);
+}
+
+/* from_fd(fd) fails with `code` and `message`, leaving src NULL. */
+static void
+rejected(int fd, const char *name, int code, const char *message)
+{
+	struct pmem2_source *src = BOGUS;
+	char what[128];
+
+	snprintf(what, sizeof(what), "from_fd(%s) rejected", name);
+	CHECK_INT(what, pmem2_source_from_fd(&src, fd), code);
+	snprintf(what, sizeof(what), "from_fd(%s) left src NULL", name);
+	CHECK(what, src == NULL);
+	snprintf(what, sizeof(what), "from_fd(%s) message", name);
+	CHECK_MESSAGE(what, message);
+}
+
+static void
+file_descriptors(const char *dir, const char *file)
+{
+	int fd;
+
+	accepted(file, O_RDWR, "O_RDWR fd");
+	accepted(file, O_RDONLY, "O_RDONLY fd");
+
+	fd = open(file, O_RDONLY);
+	CHECK("open a fd to close", fd >= 0);
+	close(fd);
+	rejected(fd, "closed fd", PMEM2_E_INVALID_FILE_HANDLE, "fcntl: Bad file descriptor");
+
+	fd = open(file, O_WRONLY);
+	CHECK("open O_WRONLY", fd >= 0);
+	rejected(fd, "O_WRONLY fd", PMEM2_E_INVALID_FILE_HANDLE,
+		"fd must be open with O_RDONLY or O_RDWR");
+	pmem2_perror("perror after O_WRONLY %d", 42);
+	close(fd);
+
+	rejected(-1, "fd -1", PMEM2_E_INVALID_FILE_HANDLE,
+		"invalid file descriptor value -1 (descriptors are never negative)");
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	CHECK("open the directory", fd >= 0);
+	rejected(fd, "directory fd", PMEM2_E_INVALID_FILE_TYPE,
+		"cannot set fd to directory in pmem2_source_from_fd");
+	close(fd);
+}
+
+static void
+anonymous(void)
+{
+	static const size_t sizes[] = {4096, 0, SIZE_MAX};
+	struct pmem2_source *src;
+	char what[128];
+	size_t i;
+	int fd;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		src = BOGUS;
+		snprintf(what, sizeof(what), "from_anon(%zu) accepted", sizes[i]);
+		CHECK_INT(what, pmem2_source_from_anon(&src, sizes[i]), 0);
+		expected_allocations++;
+		snprintf(what, sizeof(what), "from_anon(%zu) set src", sizes[i]);
+		CHECK(what, src != NULL && src != BOGUS);
+		fd = 12345;
+		CHECK_INT("get_fd(anon) is PMEM2_E_FILE_DESCRIPTOR_NOT_SET",
+			pmem2_source_get_fd(src, &fd), PMEM2_E_FILE_DESCRIPTOR_NOT_SET);
+		CHECK_INT("get_fd(anon) left *fd alone", fd, 12345);
+		CHECK_MESSAGE("get_fd(anon) message",
+			"File descriptor is not set, source type does not support fd");
+		CHECK_INT("delete(anon)", pmem2_source_delete(&src), 0);
+		CHECK("delete(anon) set src to NULL", src == NULL);
+	}
+}
+
+static void
+deletes(void)
+{
+	struct pmem2_source *src = NULL;
+
+	CHECK_INT("delete(&NULL source) returns 0", pmem2_source_delete(&src), 0);
+	CHECK("delete(&NULL source) left it NULL", src == NULL);
+	CHECK_INT("delete(NULL) returns 0", pmem2_source_delete(NULL), 0);
+}
+
+static void
+null_arguments(const char *file)
+{
+	struct pmem2_source *src = NULL;
+	int fd = open(file, O_RDWR);
+
+	CHECK("open for NULL-argument checks", fd >= 0);
+	CHECK_INT("from_fd(NULL, fd) is -EINVAL", pmem2_source_from_fd(NULL, fd), -EINVAL);
+	CHECK_MESSAGE("from_fd(NULL, fd) message", "pmem2_source_from_fd: src must not be NULL");
+	CHECK_INT("from_anon(NULL, 1) is -EINVAL", pmem2_source_from_anon(NULL, 1), -EINVAL);
+	CHECK_MESSAGE("from_anon(NULL, 1) message",
+		"pmem2_source_from_anon: src must not be NULL");
+	CHECK_INT("get_fd(NULL, &fd) is -EINVAL", pmem2_source_get_fd(NULL, &fd), -EINVAL);
+	CHECK_MESSAGE("get_fd(NULL, &fd) message", "pmem2_source_get_fd: src must not be NULL");
+
+	CHECK_INT("from_fd for get_fd(src, NULL)", pmem2_source_from_fd(&src, fd), 0);
+	expected_allocations++;
+	CHECK_INT("get_fd(src, NULL) is -EINVAL", pmem2_source_get_fd(src, NULL), -EINVAL);
+	CHECK_MESSAGE("get_fd(src, NULL) message", "pmem2_source_get_fd: fd must not be NULL");
+	CHECK_INT("delete after get_fd(src, NULL)", pmem2_source_delete(&src), 0);
+	close(fd);
+}
+
+static void
+success_keeps_the_message(const char *file)
+{
+	struct pmem2_source *src = NULL;
+	int fd = open(file, O_RDONLY);
+
+	rejected(-5, "fd -5", PMEM2_E_INVALID_FILE_HANDLE,
+		"invalid file descriptor value -5 (descriptors are never negative)");
+	CHECK_INT("from_fd after a failure", pmem2_source_from_fd(&src, fd), 0);
+	expected_allocations++;
+	CHECK_INT("delete(fd source) after a failure", pmem2_source_delete(&src), 0);
+	CHECK_INT("from_anon after a failure", pmem2_source_from_anon(&src, 1), 0);
+	expected_allocations++;
+	CHECK_INT("delete(anon source) after a failure", pmem2_source_delete(&src), 0);
+	CHECK_MESSAGE("successful calls left the message alone",
+		"invalid file descriptor value -5 (descriptors are never negative)");
+	close(fd);
+}
+
+static void
+out_of_memory(const char *file)
+{
+	struct pmem2_source *src;
+	int fd = open(file, O_RDWR);
+
+	CHECK("open for the out-of-memory checks", fd >= 0);
+	fail_allocations = 1;
+	src = BOGUS;
+	CHECK_INT("from_fd with malloc failing is -ENOMEM", pmem2_source_from_fd(&src, fd),
+		-ENOMEM);
+	CHECK("from_fd -ENOMEM left src NULL", src == NULL);
+	CHECK_MESSAGE("from_fd -ENOMEM message", "cannot allocate a pmem2_source: out of memory");
+	rejected(-2, "fd -2", PMEM2_E_INVALID_FILE_HANDLE,
+		"invalid file descriptor value -2 (descriptors are never negative)");
+	src = BOGUS;
+	CHECK_INT("from_anon with malloc failing is -ENOMEM", pmem2_source_from_anon(&src, 1),
+		-ENOMEM);
+	CHECK("from_anon -ENOMEM left src NULL", src == NULL);
+	CHECK_MESSAGE("from_anon -ENOMEM message",
+		"cannot allocate a pmem2_source: out of memory");
+	pmem2_perror("%s", "perror after ENOMEM");
+	fail_allocations = 0;
+	CHECK_INT("both failed allocations reached the registered malloc", failed_allocations,
+		2);
+
+	CHECK_INT("from_fd once malloc works again", pmem2_source_from_fd(&src, fd), 0);
+	expected_allocations++;
+	CHECK_INT("delete once malloc works again", pmem2_source_delete(&src), 0);
+	close(fd);
+}
+
+static void
+allocation_balance(void)
+{
+	CHECK_INT("allocations through the registered malloc", allocations, expected_allocations);
+	CHECK_INT("frees through the registered free", frees, allocations);
+	CHECK_INT("sources still live", live_count(), 0);
+	CHECK_INT("frees of pointers the registered malloc did not return", unknown_frees, 0);
+	CHECK_INT("calls to the pair registered too late", other_calls, 0);
+}
+
+int
+main(int argc, char *argv[])
+{
+	char file[4096];
+	int fd;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s <scratch directory>\n", argv[0]);
+		return 2;
+	}
+	/* First, before anything could allocate a source. */
+	allocator_registration();
+
+	snprintf(file, sizeof(file), "%s/file", argv[1]);
+	fd = open(file, O_CREAT | O_TRUNC | O_RDWR, 0600);
+	CHECK("create the scratch file", fd >= 0 && write(fd, "pmem2", 5) == 5);
+	close(fd);
+
+	file_descriptors(argv[1], file);
+	anonymous();
+	deletes();
+	null_arguments(file);
+	success_keeps_the_message(file);
+	out_of_memory(file);
+	allocation_balance();
+
+	unlink(file);
+	printf("%d checks, %d failed\n", checks, failures);
+	return failures == 0 ? 0 : 1;
+}

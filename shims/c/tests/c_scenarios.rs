@@ -1,0 +1,140 @@
+//! libpmem2's source scenarios as a C program (`tests/c/scenarios.c`) that includes Debian's
+//! `<libpmem2.h>`, not ours, and is linked to our `libpmem2_source.so`: run natively, and
+//! under valgrind (no memory errors, no definite/indirect/possible leaks).
+
+mod cprog;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cprog::{LIBPMEM2_HEADER, Workdir, c_source, describe, require, require_file, run, run_ok};
+
+/// What `pmem2_perror` writes (and nothing else goes to stderr).
+const EXPECTED_STDERR: &str = "perror after O_WRONLY 42: fd must be open with O_RDONLY or O_RDWR\n\
+                               perror after ENOMEM: cannot allocate a pmem2_source: out of memory\n";
+
+/// Valgrind's exit status for errors it found (the program itself exits 0 or 1).
+const VALGRIND_ERROR_EXIT: i32 = 99;
+
+/// Compiles scenarios.c against Debian's header and links it to our shared library (found
+/// at run time through the rpath).
+fn build_scenarios(work: &Workdir) -> PathBuf {
+    let lib = work.shared_lib_dir();
+    let exe = cprog::build(
+        work,
+        "scenarios",
+        [
+            c_source("scenarios.c").into_os_string(),
+            format!("-L{}", lib.display()).into(),
+            format!("-Wl,-rpath,{}", lib.display()).into(),
+            "-lpmem2_source".into(),
+        ],
+    );
+    let dynamic = run_ok(Command::new("readelf").arg("-d").arg(&exe));
+    let dynamic = cprog::text(&dynamic.stdout);
+    assert!(
+        dynamic.contains("Shared library: [libpmem2_source.so.1]")
+            && !dynamic.contains("[libpmem2.so"),
+        "scenarios must need our library and not libpmem2:\n{dynamic}"
+    );
+    exe
+}
+
+/// The program's own verdict: exit 0, every check "ok", the summary, and exactly the
+/// perror lines on stderr.
+fn assert_scenarios_passed(output: &Output) {
+    let stdout = cprog::text(&output.stdout);
+    assert!(
+        output.status.success() && !stdout.contains("FAIL"),
+        "scenarios failed\n{}",
+        describe(output)
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.ends_with(" checks, 0 failed") && !summary.starts_with("0 "),
+        "unexpected summary {summary:?}\n{}",
+        describe(output)
+    );
+    assert_eq!(
+        cprog::text(&output.stderr),
+        EXPECTED_STDERR,
+        "stderr must be exactly the pmem2_perror lines\n{}",
+        describe(output)
+    );
+}
+
+fn scratch_dir(work: &Workdir) -> PathBuf {
+    let dir = work.join("scratch");
+    std::fs::create_dir(&dir).expect("create scratch dir");
+    dir
+}
+
+#[test]
+fn scenarios_pass_against_libpmem2_header() {
+    if !require("gcc", "scenarios_pass_against_libpmem2_header")
+        || !require_file(LIBPMEM2_HEADER, "scenarios_pass_against_libpmem2_header")
+    {
+        return;
+    }
+    let work = Workdir::new("scenarios");
+    let exe = build_scenarios(&work);
+    let output = run(Command::new(&exe).arg(scratch_dir(&work)));
+    assert_scenarios_passed(&output);
+}
+
+/// Lines of valgrind's log that say what was found, for the failure message.
+fn valgrind_findings(log: &str) -> String {
+    log.lines()
+        .filter(|line| {
+            line.contains("ERROR SUMMARY")
+                || line.contains("lost:")
+                || line.contains("reachable:")
+                || line.contains("Invalid")
+                || line.contains("uninitialised")
+                || line.contains("in use at exit")
+                || line.contains("total heap usage")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn run_under_valgrind(exe: &Path, scratch: &Path, log: &Path) -> Output {
+    run(Command::new("valgrind")
+        .arg(format!("--error-exitcode={VALGRIND_ERROR_EXIT}"))
+        .arg("--leak-check=full")
+        // Definite, indirect and possible leaks are errors; "still reachable" memory (a
+        // runtime's buffers kept until exit) is shown in the log but is not.
+        .arg("--errors-for-leak-kinds=definite,indirect,possible")
+        .arg("--show-leak-kinds=all")
+        .arg(format!("--log-file={}", log.display()))
+        .arg(exe)
+        .arg(scratch))
+}
+
+#[test]
+fn scenarios_pass_under_valgrind() {
+    if !require("gcc", "scenarios_pass_under_valgrind")
+        || !require("valgrind", "scenarios_pass_under_valgrind")
+        || !require_file(LIBPMEM2_HEADER, "scenarios_pass_under_valgrind")
+    {
+        return;
+    }
+    let work = Workdir::new("scenarios-valgrind");
+    let exe = build_scenarios(&work);
+    let log_path = work.join("valgrind.log");
+    let output = run_under_valgrind(&exe, &scratch_dir(&work), &log_path);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert_ne!(
+        output.status.code(),
+        Some(VALGRIND_ERROR_EXIT),
+        "valgrind found errors:\n{}\n--- full log ---\n{log}",
+        valgrind_findings(&log)
+    );
+    assert_scenarios_passed(&output);
+    assert!(
+        log.contains("ERROR SUMMARY: 0 errors from 0 contexts"),
+        "{log}"
+    );
+    eprintln!("valgrind: {}", valgrind_findings(&log).replace('\n', "; "));
+}

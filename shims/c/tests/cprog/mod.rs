@@ -1,0 +1,209 @@
+//! Shared by the tests that compile and run C programs: required tools, per-test work
+//! directories, compiling with gcc, running and reporting.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::support;
+
+/// Warnings every C program of these tests is compiled with.
+pub const WARNINGS: [&str; 3] = ["-Wall", "-Wextra", "-Werror"];
+
+/// The native libraries Rust's std needs when `libpmem2_source.a` is linked into a C
+/// program: the `Libs.private` line of `pmem2_source.pc.in`, which is what
+/// `cargo rustc -p pmem2-source-capi --lib --crate-type staticlib -- --print native-static-libs`
+/// prints (one source of truth for the static link test and the installed `.pc` file).
+pub fn native_static_libs() -> Vec<String> {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("pmem2_source.pc.in");
+    let text = std::fs::read_to_string(&template)
+        .unwrap_or_else(|e| panic!("read {}: {e}", template.display()));
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Libs.private:"))
+        .unwrap_or_else(|| panic!("{} has no Libs.private line", template.display()));
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+/// True if `tool` can be run. If not: a failure in CI (`CI=true`), otherwise a loud skip
+/// (`false`, and the reason on stderr).
+pub fn require(tool: &str, test: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        assert!(
+            !support::in_ci(),
+            "{test}: `{tool}` is required in CI (CI=true) but cannot be run"
+        );
+        eprintln!("SKIPPED {test}: `{tool}` is not installed (it is required when CI=true)");
+    }
+    found
+}
+
+/// True if `path` exists (e.g. Debian's `/usr/include/libpmem2.h`, from `libpmem2-dev`).
+/// If not: a failure in CI, otherwise a loud skip.
+pub fn require_file(path: &str, test: &str) -> bool {
+    let found = Path::new(path).exists();
+    if !found {
+        assert!(
+            !support::in_ci(),
+            "{test}: {path} is required in CI (CI=true) but missing"
+        );
+        eprintln!("SKIPPED {test}: {path} is missing (it is required when CI=true)");
+    }
+    found
+}
+
+/// Debian's libpmem2 header (package `libpmem2-dev`).
+pub const LIBPMEM2_HEADER: &str = "/usr/include/libpmem2.h";
+
+/// A C source of these tests: `tests/c/<name>`.
+pub fn c_source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(name)
+}
+
+/// A fresh directory for one test (name, process id and a counter make it unique), under
+/// cargo's `target/tmp` (executables may not run from a `noexec` `/tmp`). Removed on drop.
+#[derive(Debug)]
+pub struct Workdir {
+    path: PathBuf,
+}
+
+impl Workdir {
+    pub fn new(test: &str) -> Workdir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("capi-{test}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path); // a leftover of a killed run with our pid
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        Workdir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// A directory `lib/` in here holding `libpmem2_source.so.1` (the SONAME a program linked
+    /// with `-lpmem2_source` asks for) and `libpmem2_source.so`, both symlinks to the built
+    /// shared library: link with `-L<dir> -lpmem2_source -Wl,-rpath,<dir>`.
+    pub fn shared_lib_dir(&self) -> PathBuf {
+        let dir = self.join("lib");
+        std::fs::create_dir_all(&dir).expect("create lib dir");
+        let library = support::our_shared_library();
+        for name in ["libpmem2_source.so.1", "libpmem2_source.so"] {
+            std::os::unix::fs::symlink(&library, dir.join(name))
+                .unwrap_or_else(|e| panic!("symlink {name}: {e}"));
+        }
+        dir
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Runs `command` and returns what it did; panics only if it cannot be started.
+pub fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Runs `command`, which must succeed; panics with its output otherwise.
+#[track_caller]
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{command:?} failed\n{}",
+        describe(&output)
+    );
+    output
+}
+
+/// Exit status, stdout and stderr, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    let mut text = format!("status: {}\n", output.status);
+    for (name, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        let _ = writeln!(
+            text,
+            "--- {name} ---\n{}",
+            String::from_utf8_lossy(bytes).trim_end()
+        );
+    }
+    text
+}
+
+/// `gcc` with the standard warnings, ready for more arguments.
+pub fn gcc() -> Command {
+    let mut command = Command::new("gcc");
+    command.args(WARNINGS);
+    command
+}
+
+/// Compiles and links `args` (C files, libraries and flags, in order) into `work/<name>`
+/// with [`gcc`], which must succeed; returns the executable's path.
+#[track_caller]
+pub fn build<I, S>(work: &Workdir, name: &str, args: I) -> PathBuf
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let exe = work.join(name);
+    run_ok(gcc().args(args).arg("-o").arg(&exe));
+    exe
+}
+
+/// Captured stdout or stderr as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `exe`, built from `tests/c/basic.c`, with `env` added, in a scratch directory of
+/// `work`; asserts it passed: a regular file accepted, a directory rejected with libpmem2's
+/// code and message, the pmem2_perror line on stderr.
+#[track_caller]
+pub fn run_basic(work: &Workdir, exe: &Path, env: &[(&str, &Path)]) {
+    let scratch = work.join("basic-scratch");
+    std::fs::create_dir_all(&scratch).expect("create scratch dir");
+    let output = run(Command::new(exe)
+        .arg(&scratch)
+        .envs(env.iter().map(|&(key, value)| (key, value))));
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success() && !stdout.contains("FAIL"),
+        "{} failed\n{}",
+        exe.display(),
+        describe(&output)
+    );
+    for line in [
+        "from_fd(regular file) = 0",
+        "from_fd(directory) = -100005: cannot set fd to directory in pmem2_source_from_fd",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing {line:?}\n{}",
+            describe(&output)
+        );
+    }
+    assert_eq!(
+        text(&output.stderr),
+        "basic perror: cannot set fd to directory in pmem2_source_from_fd\n",
+        "{}",
+        describe(&output)
+    );
+}

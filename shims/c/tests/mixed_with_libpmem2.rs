@@ -1,0 +1,413 @@
+//! SPEC §8 in practice: one process loads our `libpmem2_source.so` and Debian's
+//! `libpmem2.so.1` (both `dlopen(RTLD_NOW | RTLD_LOCAL)`, so neither's symbols interpose on
+//! the other's), and sources made by *our* functions are mapped by *libpmem2's*
+//! `pmem2_map_new`: a 16 MiB regular file, whose mapping writes reach the file, and a 4 MiB
+//! anonymous source. libpmem2's own source accessors read our struct, and the first 40 bytes
+//! of our source equal libpmem2's for the same descriptor.
+
+mod cprog;
+mod support;
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::ptr::null_mut;
+
+use cprog::Workdir;
+use support::{Library, REFERENCE_LIBRARY};
+
+type FromFd = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
+type FromAnon = unsafe extern "C" fn(*mut *mut c_void, usize) -> c_int;
+type Delete = unsafe extern "C" fn(*mut *mut c_void) -> c_int;
+type ErrorMsg = unsafe extern "C" fn() -> *const c_char;
+type SourceQuery = unsafe extern "C" fn(*const c_void, *mut usize) -> c_int;
+type ConfigNew = unsafe extern "C" fn(*mut *mut c_void) -> c_int;
+type SetGranularity = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
+type MapNew = unsafe extern "C" fn(*mut *mut c_void, *const c_void, *const c_void) -> c_int;
+type MapGetAddress = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
+type MapGetSize = unsafe extern "C" fn(*mut c_void) -> usize;
+type PersistFn = unsafe extern "C" fn(*const c_void, usize);
+type GetPersistFn = unsafe extern "C" fn(*mut c_void) -> Option<PersistFn>;
+
+/// `PMEM2_GRANULARITY_PAGE` of libpmem2's `enum pmem2_granularity`.
+const PMEM2_GRANULARITY_PAGE: c_int = 2;
+const MIB: usize = 1 << 20;
+
+/// The source functions of one implementation (ours or libpmem2's).
+struct SourceApi {
+    from_fd: FromFd,
+    from_anon: FromAnon,
+    delete: Delete,
+    errormsg: ErrorMsg,
+}
+
+impl SourceApi {
+    fn load(lib: &Library) -> SourceApi {
+        SourceApi {
+            // SAFETY: libpmem2's prototype `int (struct pmem2_source **, int)`.
+            from_fd: unsafe { lib.get::<FromFd>(c"pmem2_source_from_fd") },
+            // SAFETY: `int (struct pmem2_source **, size_t)`.
+            from_anon: unsafe { lib.get::<FromAnon>(c"pmem2_source_from_anon") },
+            // SAFETY: `int (struct pmem2_source **)`.
+            delete: unsafe { lib.get::<Delete>(c"pmem2_source_delete") },
+            // SAFETY: `const char *(void)`.
+            errormsg: unsafe { lib.get::<ErrorMsg>(c"pmem2_errormsg") },
+        }
+    }
+
+    fn message(&self) -> String {
+        // SAFETY: pmem2_errormsg takes nothing and returns a NUL-terminated string.
+        let text = unsafe { (self.errormsg)() };
+        // SAFETY: non-NULL (both libraries return a buffer), NUL-terminated, and not
+        // changed while we copy it (this thread makes no other call meanwhile).
+        unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn source_from_fd(&self, fd: c_int) -> *mut c_void {
+        let mut src = null_mut();
+        // SAFETY: `src` is a valid out-pointer.
+        let code = unsafe { (self.from_fd)(&mut src, fd) };
+        assert_eq!(code, 0, "from_fd: {}", self.message());
+        src
+    }
+
+    fn source_from_anon(&self, size: usize) -> *mut c_void {
+        let mut src = null_mut();
+        // SAFETY: `src` is a valid out-pointer.
+        let code = unsafe { (self.from_anon)(&mut src, size) };
+        assert_eq!(code, 0, "from_anon: {}", self.message());
+        src
+    }
+
+    /// # Safety
+    /// `src` came from this implementation and is not used afterwards.
+    unsafe fn delete(&self, mut src: *mut c_void) {
+        // SAFETY: a live source of this implementation (caller's promise).
+        assert_eq!(unsafe { (self.delete)(&mut src) }, 0);
+        assert!(src.is_null());
+    }
+}
+
+/// libpmem2's mapping functions, and its source accessors.
+struct MapApi {
+    config_new: ConfigNew,
+    config_delete: Delete,
+    set_granularity: SetGranularity,
+    map_new: MapNew,
+    map_delete: Delete,
+    get_address: MapGetAddress,
+    get_size: MapGetSize,
+    get_persist_fn: GetPersistFn,
+    source_size: SourceQuery,
+    source_alignment: SourceQuery,
+}
+
+impl MapApi {
+    fn load(lib: &Library) -> MapApi {
+        MapApi {
+            // SAFETY: `int (struct pmem2_config **)`.
+            config_new: unsafe { lib.get::<ConfigNew>(c"pmem2_config_new") },
+            // SAFETY: `int (struct pmem2_config **)`.
+            config_delete: unsafe { lib.get::<Delete>(c"pmem2_config_delete") },
+            // SAFETY: `int (struct pmem2_config *, enum pmem2_granularity)`; the enum is an int.
+            set_granularity: unsafe {
+                lib.get::<SetGranularity>(c"pmem2_config_set_required_store_granularity")
+            },
+            // SAFETY: `int (struct pmem2_map **, const struct pmem2_config *,
+            // const struct pmem2_source *)`.
+            map_new: unsafe { lib.get::<MapNew>(c"pmem2_map_new") },
+            // SAFETY: `int (struct pmem2_map **)`.
+            map_delete: unsafe { lib.get::<Delete>(c"pmem2_map_delete") },
+            // SAFETY: `void *(struct pmem2_map *)`.
+            get_address: unsafe { lib.get::<MapGetAddress>(c"pmem2_map_get_address") },
+            // SAFETY: `size_t (struct pmem2_map *)`.
+            get_size: unsafe { lib.get::<MapGetSize>(c"pmem2_map_get_size") },
+            // SAFETY: `pmem2_persist_fn (struct pmem2_map *)`, a nullable function pointer.
+            get_persist_fn: unsafe { lib.get::<GetPersistFn>(c"pmem2_get_persist_fn") },
+            // SAFETY: `int (const struct pmem2_source *, size_t *)`.
+            source_size: unsafe { lib.get::<SourceQuery>(c"pmem2_source_size") },
+            // SAFETY: `int (const struct pmem2_source *, size_t *)`.
+            source_alignment: unsafe { lib.get::<SourceQuery>(c"pmem2_source_alignment") },
+        }
+    }
+}
+
+/// Both libraries, or `None` (skipped; a failure in CI) without Debian's libpmem2.
+fn load(test: &str) -> Option<(Library, Library)> {
+    let ours = Library::open(support::our_shared_library().to_str().expect("UTF-8 path"))
+        .expect("dlopen our library");
+    match Library::open(REFERENCE_LIBRARY) {
+        Ok(libpmem2) => Some((ours, libpmem2)),
+        Err(error) => {
+            assert!(!support::in_ci(), "{test}: {error} (required when CI=true)");
+            eprintln!("SKIPPED {test}: {error} (libpmem2 is required when CI=true)");
+            None
+        }
+    }
+}
+
+/// Maps `src` (one of ours) with libpmem2, page granularity; checks the size; calls `use_it`
+/// with the mapping and libpmem2's persist function; unmaps.
+///
+/// # Safety
+/// `src` is a live source of ours whose size is `size` bytes.
+unsafe fn with_libpmem2_mapping(
+    libpmem2: &SourceApi,
+    map_api: &MapApi,
+    src: *mut c_void,
+    size: usize,
+    use_it: impl FnOnce(&mut [u8], PersistFn),
+) {
+    let mut cfg = null_mut();
+    // SAFETY: `cfg` is a valid out-pointer.
+    let code = unsafe { (map_api.config_new)(&mut cfg) };
+    assert_eq!(code, 0, "pmem2_config_new: {}", libpmem2.message());
+    // SAFETY: `cfg` is libpmem2's live config.
+    let code = unsafe { (map_api.set_granularity)(cfg, PMEM2_GRANULARITY_PAGE) };
+    assert_eq!(
+        code,
+        0,
+        "set_required_store_granularity: {}",
+        libpmem2.message()
+    );
+
+    let mut map = null_mut();
+    // SAFETY: `map` is a valid out-pointer, `cfg` libpmem2's config, `src` a live source
+    // whose first 40 bytes have libpmem2's layout (what this test proves).
+    let code = unsafe { (map_api.map_new)(&mut map, cfg, src) };
+    assert_eq!(
+        code,
+        0,
+        "libpmem2's pmem2_map_new rejected our source: {}",
+        libpmem2.message()
+    );
+    // SAFETY: `map` is libpmem2's live mapping.
+    let address = unsafe { (map_api.get_address)(map) };
+    // SAFETY: as above.
+    let mapped = unsafe { (map_api.get_size)(map) };
+    assert!(!address.is_null());
+    assert_eq!(mapped, size, "pmem2_map_get_size");
+    // SAFETY: as above.
+    let persist = unsafe { (map_api.get_persist_fn)(map) }.expect("a persist function");
+    // SAFETY: libpmem2 mapped `mapped` readable and writable bytes at `address` (the default
+    // protection), nothing else refers to them, and they stay mapped until map_delete below.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(address.cast::<u8>(), mapped) };
+    use_it(bytes, persist);
+
+    // SAFETY: `map` is live and not used afterwards (the slice above is gone).
+    let code = unsafe { (map_api.map_delete)(&mut map) };
+    assert_eq!(code, 0, "pmem2_map_delete: {}", libpmem2.message());
+    assert!(map.is_null());
+    // SAFETY: `cfg` is live and not used afterwards.
+    let code = unsafe { (map_api.config_delete)(&mut cfg) };
+    assert_eq!(code, 0, "pmem2_config_delete: {}", libpmem2.message());
+    assert!(cfg.is_null());
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).expect("page size")
+}
+
+/// libpmem2's `pmem2_source_size` and `pmem2_source_alignment` on our source.
+fn libpmem2_size_and_alignment(map_api: &MapApi, src: *mut c_void) -> (usize, usize) {
+    let (mut size, mut alignment) = (0, 0);
+    // SAFETY: `src` is a live source with libpmem2's layout; `size` is a valid out-pointer.
+    let code = unsafe { (map_api.source_size)(src, &mut size) };
+    assert_eq!(code, 0, "libpmem2's pmem2_source_size on our source");
+    // SAFETY: as above.
+    let code = unsafe { (map_api.source_alignment)(src, &mut alignment) };
+    assert_eq!(code, 0, "libpmem2's pmem2_source_alignment on our source");
+    (size, alignment)
+}
+
+fn file_of(work: &Workdir, size: usize) -> File {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(work.join("file"))
+        .expect("create the file");
+    file.set_len(u64::try_from(size).expect("size")) // ftruncate
+        .expect("ftruncate");
+    file
+}
+
+#[test]
+fn libpmem2_maps_our_regular_file_source() {
+    let Some((ours_lib, libpmem2_lib)) = load("libpmem2_maps_our_regular_file_source") else {
+        return;
+    };
+    let (ours, libpmem2) = (SourceApi::load(&ours_lib), SourceApi::load(&libpmem2_lib));
+    let map_api = MapApi::load(&libpmem2_lib);
+    let work = Workdir::new("mixed-file");
+    let size = 16 * MIB;
+    let file = file_of(&work, size);
+    let src = ours.source_from_fd(file.as_raw_fd());
+
+    assert_eq!(
+        libpmem2_size_and_alignment(&map_api, src),
+        (size, page_size()),
+        "libpmem2's pmem2_source_size and pmem2_source_alignment on our source"
+    );
+    let head = b"written through libpmem2's mapping of our source";
+    let tail_offset = size - 4096 + 17;
+    let use_mapping = |bytes: &mut [u8], persist: PersistFn| {
+        bytes[..head.len()].copy_from_slice(head);
+        bytes[tail_offset..tail_offset + 4].copy_from_slice(b"tail");
+        // SAFETY: both ranges lie inside the mapping persist belongs to.
+        unsafe { persist(bytes.as_ptr().cast(), head.len()) };
+        // SAFETY: as above.
+        unsafe { persist(bytes[tail_offset..].as_ptr().cast(), 4) };
+
+        let mut read = vec![0u8; head.len()];
+        file.read_exact_at(&mut read, 0).expect("pread");
+        assert_eq!(read, head, "the write through the mapping reached the file");
+        let mut tail = [0u8; 4];
+        file.read_exact_at(&mut tail, u64::try_from(tail_offset).expect("offset"))
+            .expect("pread");
+        assert_eq!(&tail, b"tail");
+
+        // And the other way: a pwrite shows in the shared mapping.
+        file.write_all_at(b"pwrite", 4096).expect("pwrite");
+        assert_eq!(&bytes[4096..4102], b"pwrite");
+    };
+    // SAFETY: `src` is our live source of `size` bytes.
+    unsafe { with_libpmem2_mapping(&libpmem2, &map_api, src, size, use_mapping) };
+    // SAFETY: our live source, not used afterwards.
+    unsafe { ours.delete(src) };
+    // The descriptor is still ours to use.
+    let mut read = [0u8; 6];
+    file.read_exact_at(&mut read, 4096).expect("fd still open");
+    assert_eq!(&read, b"pwrite");
+}
+
+#[test]
+fn libpmem2_maps_our_anonymous_source() {
+    let Some((ours_lib, libpmem2_lib)) = load("libpmem2_maps_our_anonymous_source") else {
+        return;
+    };
+    let (ours, libpmem2) = (SourceApi::load(&ours_lib), SourceApi::load(&libpmem2_lib));
+    let map_api = MapApi::load(&libpmem2_lib);
+    let size = 4 * MIB;
+    let src = ours.source_from_anon(size);
+    assert_eq!(
+        libpmem2_size_and_alignment(&map_api, src),
+        (size, page_size())
+    );
+    let use_mapping = |bytes: &mut [u8], persist: PersistFn| {
+        assert!(
+            bytes.iter().all(|&b| b == 0),
+            "anonymous memory starts zeroed"
+        );
+        for (i, byte) in bytes.iter_mut().enumerate().step_by(4096) {
+            *byte = (i / 4096) as u8;
+        }
+        // SAFETY: the whole mapping.
+        unsafe { persist(bytes.as_ptr().cast(), bytes.len()) };
+        assert!(
+            bytes
+                .iter()
+                .enumerate()
+                .step_by(4096)
+                .all(|(i, &b)| b == (i / 4096) as u8)
+        );
+    };
+    // SAFETY: `src` is our live anonymous source of `size` bytes.
+    unsafe { with_libpmem2_mapping(&libpmem2, &map_api, src, size, use_mapping) };
+    // SAFETY: our live source, not used afterwards.
+    unsafe { ours.delete(src) };
+}
+
+/// libpmem2's 40-byte `struct pmem2_source` fields, read from the start of a source.
+#[derive(Debug, PartialEq, Eq)]
+struct Layout {
+    kind: u32,       // enum pmem2_source_type at 0
+    file_type: u32,  // enum pmem2_file_type at 8 (FD sources)
+    fd_or_size: u64, // int fd or size_t size at 16
+    st_rdev: u64,    // at 24 (FD sources)
+    st_dev: u64,     // at 32 (FD sources)
+}
+
+fn layout(src: *mut c_void, fd_source: bool) -> Layout {
+    let src = src.cast_const();
+    // Field by field: libpmem2 leaves the padding (and, for anonymous sources, the file
+    // fields) uninitialized, so no slice over all 40 bytes.
+    let u32_at = |offset: usize| {
+        // SAFETY: both implementations allocate at least 40 bytes per source, aligned like
+        // malloc's, and initialize the fields this test reads.
+        unsafe { src.wrapping_byte_add(offset).cast::<u32>().read() }
+    };
+    let u64_at = |offset: usize| {
+        // SAFETY: as above.
+        unsafe { src.wrapping_byte_add(offset).cast::<u64>().read() }
+    };
+    if fd_source {
+        Layout {
+            kind: u32_at(0),
+            file_type: u32_at(8),
+            fd_or_size: u64::from(u32_at(16)),
+            st_rdev: u64_at(24),
+            st_dev: u64_at(32),
+        }
+    } else {
+        Layout {
+            kind: u32_at(0),
+            file_type: 0,
+            fd_or_size: u64_at(16),
+            st_rdev: 0,
+            st_dev: 0,
+        }
+    }
+}
+
+#[test]
+fn our_first_40_bytes_are_libpmem2s() {
+    let Some((ours_lib, libpmem2_lib)) = load("our_first_40_bytes_are_libpmem2s") else {
+        return;
+    };
+    let (ours, libpmem2) = (SourceApi::load(&ours_lib), SourceApi::load(&libpmem2_lib));
+    let work = Workdir::new("mixed-layout");
+    let file = file_of(&work, 8192);
+    let fd = file.as_raw_fd();
+    let metadata = file.metadata().expect("fstat");
+
+    let (our_src, their_src) = (ours.source_from_fd(fd), libpmem2.source_from_fd(fd));
+    let expected = Layout {
+        kind: 2,      // PMEM2_SOURCE_FD
+        file_type: 1, // PMEM2_FTYPE_REG
+        fd_or_size: u64::try_from(fd).expect("fd"),
+        st_rdev: metadata.rdev(),
+        st_dev: metadata.dev(),
+    };
+    assert_eq!(layout(their_src, true), expected, "libpmem2's fd source");
+    assert_eq!(layout(our_src, true), expected, "our fd source");
+    // SAFETY: each source goes back to the implementation that made it.
+    unsafe { ours.delete(our_src) };
+    // SAFETY: as above.
+    unsafe { libpmem2.delete(their_src) };
+
+    let size = 123_456_789;
+    let (our_src, their_src) = (ours.source_from_anon(size), libpmem2.source_from_anon(size));
+    let expected = Layout {
+        kind: 1, // PMEM2_SOURCE_ANON
+        file_type: 0,
+        fd_or_size: u64::try_from(size).expect("size"),
+        st_rdev: 0,
+        st_dev: 0,
+    };
+    assert_eq!(
+        layout(their_src, false),
+        expected,
+        "libpmem2's anonymous source"
+    );
+    assert_eq!(layout(our_src, false), expected, "our anonymous source");
+    // SAFETY: as above.
+    unsafe { ours.delete(our_src) };
+    // SAFETY: as above.
+    unsafe { libpmem2.delete(their_src) };
+}

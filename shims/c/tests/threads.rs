@@ -1,0 +1,188 @@
+//! `pmem2_errormsg()` is per thread, through the C ABI (our `.so`, dlopen'ed): 8 threads
+//! × 10,000 iterations alternate failing calls, whose message is the thread's own, with
+//! succeeding calls, which must leave the message alone. Any message another thread wrote,
+//! or a success that changed it, is a mismatch; there must be none.
+
+mod support;
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ptr::null_mut;
+use std::sync::Barrier;
+
+use support::Library;
+
+type FromFd = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
+type FromAnon = unsafe extern "C" fn(*mut *mut c_void, usize) -> c_int;
+type GetFd = unsafe extern "C" fn(*const c_void, *mut c_int) -> c_int;
+type Delete = unsafe extern "C" fn(*mut *mut c_void) -> c_int;
+type ErrorMsg = unsafe extern "C" fn() -> *const c_char;
+
+const THREADS: usize = 8;
+const ITERATIONS: usize = 10_000;
+const PMEM2_E_INVALID_FILE_HANDLE: c_int = -100_004;
+const PMEM2_E_FILE_DESCRIPTOR_NOT_SET: c_int = -100_035;
+const NOT_SET_MESSAGE: &str = "File descriptor is not set, source type does not support fd";
+
+#[derive(Clone, Copy)]
+struct Api {
+    from_fd: FromFd,
+    from_anon: FromAnon,
+    get_fd: GetFd,
+    delete: Delete,
+    errormsg: ErrorMsg,
+}
+
+impl Api {
+    fn load(lib: &Library) -> Api {
+        Api {
+            // SAFETY: `int (struct pmem2_source **, int)`.
+            from_fd: unsafe { lib.get::<FromFd>(c"pmem2_source_from_fd") },
+            // SAFETY: `int (struct pmem2_source **, size_t)`.
+            from_anon: unsafe { lib.get::<FromAnon>(c"pmem2_source_from_anon") },
+            // SAFETY: `int (const struct pmem2_source *, int *)`.
+            get_fd: unsafe { lib.get::<GetFd>(c"pmem2_source_get_fd") },
+            // SAFETY: `int (struct pmem2_source **)`.
+            delete: unsafe { lib.get::<Delete>(c"pmem2_source_delete") },
+            // SAFETY: `const char *(void)`.
+            errormsg: unsafe { lib.get::<ErrorMsg>(c"pmem2_errormsg") },
+        }
+    }
+
+    /// The calling thread's message buffer.
+    fn message_ptr(&self) -> *const c_char {
+        // SAFETY: no arguments; returns this thread's NUL-terminated buffer.
+        unsafe { (self.errormsg)() }
+    }
+
+    fn message(&self) -> &CStr {
+        // SAFETY: this thread's buffer, NUL-terminated; only this thread writes it, and the
+        // borrow ends before this thread's next call.
+        unsafe { CStr::from_ptr(self.message_ptr()) }
+    }
+}
+
+/// What one thread saw.
+#[derive(Debug, Default)]
+struct Tally {
+    mismatches: usize,
+    failures_checked: usize,
+    successes_checked: usize,
+    first_mismatch: Option<String>,
+    message_buffer: usize,
+}
+
+impl Tally {
+    fn mismatch(&mut self, what: impl FnOnce() -> String) {
+        self.mismatches += 1;
+        if self.first_mismatch.is_none() {
+            self.first_mismatch = Some(what());
+        }
+    }
+}
+
+fn worker(api: Api, index: usize, start: &Barrier, end: &Barrier) -> Tally {
+    let mut tally = Tally::default();
+    let fd = -c_int::try_from(index + 1).expect("small index");
+    let own = format!("invalid file descriptor value {fd} (descriptors are never negative)");
+
+    let mut anon = null_mut();
+    // SAFETY: `anon` is a valid out-pointer.
+    assert_eq!(unsafe { (api.from_anon)(&mut anon, 4096) }, 0);
+    tally.message_buffer = api.message_ptr() as usize;
+
+    start.wait();
+    for iteration in 0..ITERATIONS {
+        // A failure with this thread's message: from_fd with its own negative fd, or (every
+        // other iteration) get_fd on its anonymous source.
+        let (code, expected_code, expected) = if iteration % 2 == 0 {
+            let mut src = null_mut();
+            // SAFETY: `src` is a valid out-pointer.
+            let code = unsafe { (api.from_fd)(&mut src, fd) };
+            if !src.is_null() {
+                tally.mismatch(|| format!("thread {index}: from_fd({fd}) set src"));
+            }
+            (code, PMEM2_E_INVALID_FILE_HANDLE, own.as_str())
+        } else {
+            let mut out: c_int = 0;
+            // SAFETY: `anon` is this thread's live source, `out` a valid out-pointer.
+            let code = unsafe { (api.get_fd)(anon, &mut out) };
+            (code, PMEM2_E_FILE_DESCRIPTOR_NOT_SET, NOT_SET_MESSAGE)
+        };
+        tally.failures_checked += 1;
+        let message = api.message();
+        if code != expected_code || message.to_bytes() != expected.as_bytes() {
+            tally.mismatch(|| {
+                format!(
+                    "thread {index} iteration {iteration}: failure {code} {message:?}, \
+                     expected {expected_code} {expected:?}"
+                )
+            });
+        }
+
+        // A success must leave the message alone.
+        let mut src = null_mut();
+        // SAFETY: `src` is a valid out-pointer.
+        let created = unsafe { (api.from_anon)(&mut src, iteration) };
+        // SAFETY: `src` is NULL or the live source just created.
+        let deleted = unsafe { (api.delete)(&mut src) };
+        tally.successes_checked += 1;
+        let message = api.message();
+        if created != 0 || deleted != 0 || message.to_bytes() != expected.as_bytes() {
+            tally.mismatch(|| {
+                format!(
+                    "thread {index} iteration {iteration}: success ({created}, {deleted}) \
+                     left {message:?}, expected {expected:?} unchanged"
+                )
+            });
+        }
+    }
+    if api.message_ptr() as usize != tally.message_buffer {
+        tally.mismatch(|| format!("thread {index}: pmem2_errormsg() moved"));
+    }
+    // Keep every thread (and its message buffer) alive until all have finished, so the
+    // buffers compared below existed at the same time.
+    end.wait();
+    // SAFETY: this thread's live source, not used afterwards.
+    assert_eq!(unsafe { (api.delete)(&mut anon) }, 0);
+    tally
+}
+
+#[test]
+fn error_messages_are_per_thread() {
+    let path = support::our_shared_library();
+    let lib = Library::open(path.to_str().expect("UTF-8 path")).expect("dlopen our library");
+    let api = Api::load(&lib);
+    let (start, end) = (Barrier::new(THREADS), Barrier::new(THREADS));
+    let started = std::time::Instant::now();
+    let tallies: Vec<Tally> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|index| {
+                let (start, end) = (&start, &end);
+                scope.spawn(move || worker(api, index, start, end))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("worker thread"))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+
+    let mismatches: usize = tallies.iter().map(|tally| tally.mismatches).sum();
+    let first: Vec<&str> = tallies
+        .iter()
+        .filter_map(|tally| tally.first_mismatch.as_deref())
+        .collect();
+    assert_eq!(mismatches, 0, "first mismatch per thread: {first:#?}");
+    for tally in &tallies {
+        assert_eq!(tally.failures_checked, ITERATIONS);
+        assert_eq!(tally.successes_checked, ITERATIONS);
+    }
+    let mut buffers: Vec<usize> = tallies.iter().map(|tally| tally.message_buffer).collect();
+    buffers.sort_unstable();
+    buffers.dedup();
+    assert_eq!(buffers.len(), THREADS, "one message buffer per thread");
+    eprintln!(
+        "{THREADS} threads × {ITERATIONS} iterations (2 checks each): {elapsed:?}, 0 mismatches"
+    );
+}
