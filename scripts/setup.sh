@@ -15,6 +15,7 @@ debian_packages=(
   libpmem2-dev          # the reference: Debian's libpmem2 1.12.1 (differential tests)
   valgrind              # memcheck over the C-ABI test programs
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the C shim's build script in the aarch64 check
+  shellcheck            # lints the shell scripts
 )
 
 missing=()

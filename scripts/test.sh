@@ -14,6 +14,9 @@ step "cargo fmt --check"
 cargo fmt --all --check
 cargo fmt --manifest-path examples/minimal-runtime/Cargo.toml --check
 
+step "shellcheck"
+shellcheck scripts/*.sh .ci/run
+
 step "cargo clippy (host, all targets)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 step "cargo clippy (core on x86_64-unknown-none, aarch64-unknown-linux-gnu)"

@@ -145,11 +145,26 @@ pub fn classify_link_target(target: &[u8], capacity: usize) -> SubsystemLink<'_>
     }
 }
 
-/// The bytes after the last `/` (all of `path` if it has none).
+/// The last component of `path`: the bytes after the last `/`, once trailing `/` and `/.`
+/// (which name the same directory) are dropped, as `realpath` would resolve them.
 ///
-/// No normalisation: `bus/dax/` ends in an empty component and `bus/dax/.` in `.`; real
-/// sysfs links never look like that.
+/// No other normalisation and no resolution: `bus/dax/..` ends in `..`, and a component that
+/// is itself a link is judged by its own name. Real sysfs links are plain relative paths such
+/// as `../../../../bus/dax`.
+///
+/// ```
+/// use pmem2_source::sysfs::last_component;
+///
+/// assert_eq!(last_component(b"../../bus/dax"), b"dax");
+/// assert_eq!(last_component(b"../../bus/dax/./"), b"dax");
+/// assert_eq!(last_component(b"dax"), b"dax");
+/// assert_eq!(last_component(b"bus/dax/.."), b"..");
+/// ```
 pub fn last_component(path: &[u8]) -> &[u8] {
+    let mut path = path;
+    while let [rest @ .., b'/'] | [rest @ .., b'/', b'.'] = path {
+        path = rest;
+    }
     match path.iter().rposition(|&byte| byte == b'/') {
         Some(slash) => path.get(slash + 1..).unwrap_or_default(),
         None => path,
@@ -243,13 +258,18 @@ mod tests {
     fn link_targets() {
         use SubsystemLink::{DeviceDax, Other, PossiblyTruncated};
         let cap = LINK_TARGET_CAPACITY;
-        let cases: [(&[u8], usize, SubsystemLink<'_>); 12] = [
+        let cases: [(&[u8], usize, SubsystemLink<'_>); 17] = [
             (b"../../../bus/dax", cap, DeviceDax),
             (b"../../class/dax", cap, DeviceDax),
             (b"dax", cap, DeviceDax),
             (b"/dax", cap, DeviceDax),
             (b"", cap, Other(b"")),
-            (b"bus/dax/", cap, Other(b"")),
+            (b"bus/dax/", cap, DeviceDax),
+            (b"bus/dax/.", cap, DeviceDax),
+            (b"bus/dax//./", cap, DeviceDax),
+            (b"bus/dax/..", cap, Other(b"..")),
+            (b"/", cap, Other(b"")),
+            (b".", cap, Other(b".")),
             (b"bus/daxx", cap, Other(b"daxx")),
             (b"bus/DAX", cap, Other(b"DAX")),
             (b"dax/mem", cap, Other(b"mem")),

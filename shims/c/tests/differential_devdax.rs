@@ -36,8 +36,12 @@ const INVALID_TYPE: c_int = PMEM2_E_INVALID_FILE_TYPE;
 
 const WHY_SILENT: &str = "SPEC §3 (ours): libpmem2 sets no message when the device is not \
                           Device DAX";
-const WHY_DANGLING: &str = "SPEC §3, accepted: libpmem2's realpath fails on a dangling link; \
-                            our one readlink judges the target by its last component";
+const WHY_DANGLING: &str = "SPEC §3 and README, accepted: libpmem2's realpath fails on a \
+                            dangling link; our one readlink judges the target by its last \
+                            component";
+const WHY_UNRESOLVED: &str = "accepted (README): libpmem2 resolves every link in the target \
+                              with realpath; our one readlink judges the last component of \
+                              the target as written";
 const WHY_FULL: &str = "SPEC §3: a target that fills our 256-byte buffer (possibly cut) is \
                         never Device DAX; libpmem2's realpath resolves it";
 
@@ -178,31 +182,49 @@ fn scenarios() -> Vec<Scenario<Expect>> {
                 why: WHY_FULL,
             },
         ),
-        // Not in SPEC or README: found by this test. libpmem2 judges the resolved path, we
-        // judge the link text (no normalisation, see `sysfs::last_component`), and these
-        // targets tell the two apart. Real sysfs never has them, but SPEC lists only the
-        // dangling `…/dax` link as an accepted divergence, so these rows assert libpmem2's
-        // answer and fail until SPEC accepts them (each then becomes an Expect::Diverges)
-        // or the core changes.
-        link("../nowhere/mem", None, Expect::Same(-libc::ENOENT)),
+        // Trailing `/` and `/.` name the same directory; realpath drops them and so does
+        // our `sysfs::last_component`.
         link("../bus/dax/", Some("bus/dax"), Expect::Same(0)),
         link("../bus/dax/.", Some("bus/dax"), Expect::Same(0)),
+        // libpmem2 judges the fully resolved path, we judge the link text (one readlink).
+        // These targets tell the two apart; real sysfs has none of them (its subsystem links
+        // are plain relative paths to an existing bus or class directory). README lists them.
+        link(
+            "../nowhere/mem",
+            None,
+            Expect::Diverges {
+                ours: fails(INVALID_TYPE, not_dax_message(1, 3, "mem")),
+                reference: fails(
+                    -libc::ENOENT,
+                    format!("realpath \"{SUBSYSTEM_PATH}\": No such file or directory"),
+                ),
+                why: WHY_DANGLING,
+            },
+        ),
         Scenario::new(
-            "subsystem -> ../bus/current, a link to the dax directory",
+            "subsystem -> ../bus/current, a link to the dax directory: libpmem2 Device DAX, ours not",
             |root| {
                 resolving_link(root, "../bus/current", "bus/dax")?;
                 symlink("dax", root.join("bus/current"))
             },
-            Expect::Same(0),
+            Expect::Diverges {
+                ours: fails(INVALID_TYPE, not_dax_message(1, 3, "current")),
+                reference: source(),
+                why: WHY_UNRESOLVED,
+            },
         ),
         Scenario::new(
-            "subsystem -> ../bus/dax, a link to ../class/mem",
+            "subsystem -> ../bus/dax, itself a link to ../class/mem: libpmem2 not Device DAX, ours is",
             |root| {
                 resolving_link(root, "../bus/dax", "class/mem")?;
                 fs::create_dir(root.join("bus"))?;
                 symlink("../class/mem", root.join("bus/dax"))
             },
-            Expect::Same(INVALID_TYPE),
+            Expect::Diverges {
+                ours: source(),
+                reference: fails_silently(INVALID_TYPE),
+                why: WHY_UNRESOLVED,
+            },
         ),
     ]
 }
