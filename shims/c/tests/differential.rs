@@ -30,12 +30,12 @@ use common::{
     socket_pair, surely_closed_fd,
 };
 use compare::{
-    Answer, Api, Expect, FD_NOT_SET, differ, fails, fails_silently, garbage, ours, reference,
-    source,
+    Answer, Expect, FD_NOT_SET, differ, fails, fails_silently, garbage, ours, reference, source,
 };
 use pmem2_source::codes::{
     PMEM2_E_FILE_DESCRIPTOR_NOT_SET, PMEM2_E_INVALID_FILE_HANDLE, PMEM2_E_INVALID_FILE_TYPE,
 };
+use support::SourceApi;
 
 const INVALID_HANDLE: c_int = PMEM2_E_INVALID_FILE_HANDLE;
 const INVALID_TYPE: c_int = PMEM2_E_INVALID_FILE_TYPE;
@@ -50,7 +50,7 @@ const WHY_NOT_DAX: &str =
     "SPEC §3 (ours): libpmem2 sets no message for a character device that is not Device DAX";
 
 /// The reference library, or `None` after saying why the test is skipped (a failure in CI).
-fn reference_or_skip(test: &str) -> Option<&'static Api> {
+fn reference_or_skip(test: &str) -> Option<&'static SourceApi> {
     match reference() {
         Ok(api) => Some(api),
         Err(why) => {
@@ -72,7 +72,7 @@ struct Row {
 /// One test's cases, and the descriptors and directories they need until they ran.
 struct Matrix {
     test: &'static str,
-    reference: &'static Api,
+    reference: &'static SourceApi,
     rows: Vec<Row>,
     open: Vec<OwnedFd>,
     dir: TempDir,

@@ -8,19 +8,15 @@
 mod cprog;
 mod support;
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::ptr::null_mut;
 
 use cprog::Workdir;
-use support::{Library, REFERENCE_LIBRARY};
+use support::{Delete, Library, REFERENCE_LIBRARY, SourceApi};
 
-type FromFd = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
-type FromAnon = unsafe extern "C" fn(*mut *mut c_void, usize) -> c_int;
-type Delete = unsafe extern "C" fn(*mut *mut c_void) -> c_int;
-type ErrorMsg = unsafe extern "C" fn() -> *const c_char;
 type SourceQuery = unsafe extern "C" fn(*const c_void, *mut usize) -> c_int;
 type ConfigNew = unsafe extern "C" fn(*mut *mut c_void) -> c_int;
 type SetGranularity = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
@@ -34,59 +30,38 @@ type GetPersistFn = unsafe extern "C" fn(*mut c_void) -> Option<PersistFn>;
 const PMEM2_GRANULARITY_PAGE: c_int = 2;
 const MIB: usize = 1 << 20;
 
-/// The source functions of one implementation (ours or libpmem2's).
-struct SourceApi {
-    from_fd: FromFd,
-    from_anon: FromAnon,
-    delete: Delete,
-    errormsg: ErrorMsg,
+/// Source calls that must succeed, over either implementation's [`SourceApi`].
+trait MustSucceed {
+    /// A new source for `fd`.
+    fn fd_source(&self, fd: c_int) -> *mut c_void;
+    /// A new anonymous source of `size` bytes.
+    fn anon_source(&self, size: usize) -> *mut c_void;
+    /// Deletes `src`.
+    ///
+    /// # Safety
+    /// `src` came from this implementation and is not used afterwards.
+    unsafe fn delete_source(&self, src: *mut c_void);
 }
 
-impl SourceApi {
-    fn load(lib: &Library) -> SourceApi {
-        SourceApi {
-            // SAFETY: libpmem2's prototype `int (struct pmem2_source **, int)`.
-            from_fd: unsafe { lib.get::<FromFd>(c"pmem2_source_from_fd") },
-            // SAFETY: `int (struct pmem2_source **, size_t)`.
-            from_anon: unsafe { lib.get::<FromAnon>(c"pmem2_source_from_anon") },
-            // SAFETY: `int (struct pmem2_source **)`.
-            delete: unsafe { lib.get::<Delete>(c"pmem2_source_delete") },
-            // SAFETY: `const char *(void)`.
-            errormsg: unsafe { lib.get::<ErrorMsg>(c"pmem2_errormsg") },
-        }
-    }
-
-    fn message(&self) -> String {
-        // SAFETY: pmem2_errormsg takes nothing and returns a NUL-terminated string.
-        let text = unsafe { (self.errormsg)() };
-        // SAFETY: non-NULL (both libraries return a buffer), NUL-terminated, and not
-        // changed while we copy it (this thread makes no other call meanwhile).
-        unsafe { CStr::from_ptr(text) }
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    fn source_from_fd(&self, fd: c_int) -> *mut c_void {
+impl MustSucceed for SourceApi {
+    fn fd_source(&self, fd: c_int) -> *mut c_void {
         let mut src = null_mut();
-        // SAFETY: `src` is a valid out-pointer.
-        let code = unsafe { (self.from_fd)(&mut src, fd) };
+        let code = self.source_from_fd(&mut src, fd);
         assert_eq!(code, 0, "from_fd: {}", self.message());
         src
     }
 
-    fn source_from_anon(&self, size: usize) -> *mut c_void {
+    fn anon_source(&self, size: usize) -> *mut c_void {
         let mut src = null_mut();
-        // SAFETY: `src` is a valid out-pointer.
-        let code = unsafe { (self.from_anon)(&mut src, size) };
+        let code = self.source_from_anon(&mut src, size);
         assert_eq!(code, 0, "from_anon: {}", self.message());
         src
     }
 
-    /// # Safety
-    /// `src` came from this implementation and is not used afterwards.
-    unsafe fn delete(&self, mut src: *mut c_void) {
-        // SAFETY: a live source of this implementation (caller's promise).
-        assert_eq!(unsafe { (self.delete)(&mut src) }, 0);
+    unsafe fn delete_source(&self, mut src: *mut c_void) {
+        // SAFETY: `src` is a live source of this implementation, given up here (caller's
+        // promise).
+        assert_eq!(unsafe { self.source_delete(&mut src) }, 0);
         assert!(src.is_null());
     }
 }
@@ -147,6 +122,14 @@ fn load(test: &str) -> Option<(Library, Library)> {
             None
         }
     }
+}
+
+/// The source functions of both libraries (kept open by the caller).
+fn source_apis(ours: &Library, libpmem2: &Library) -> (SourceApi, SourceApi) {
+    (
+        SourceApi::load("ours", ours),
+        SourceApi::load("libpmem2", libpmem2),
+    )
 }
 
 /// Maps `src` (one of ours) with libpmem2, page granularity; checks the size; calls `use_it`
@@ -242,12 +225,12 @@ fn libpmem2_maps_our_regular_file_source() {
     let Some((ours_lib, libpmem2_lib)) = load("libpmem2_maps_our_regular_file_source") else {
         return;
     };
-    let (ours, libpmem2) = (SourceApi::load(&ours_lib), SourceApi::load(&libpmem2_lib));
+    let (ours, libpmem2) = source_apis(&ours_lib, &libpmem2_lib);
     let map_api = MapApi::load(&libpmem2_lib);
     let work = Workdir::new("mixed-file");
     let size = 16 * MIB;
     let file = file_of(&work, size);
-    let src = ours.source_from_fd(file.as_raw_fd());
+    let src = ours.fd_source(file.as_raw_fd());
 
     assert_eq!(
         libpmem2_size_and_alignment(&map_api, src),
@@ -279,7 +262,7 @@ fn libpmem2_maps_our_regular_file_source() {
     // SAFETY: `src` is our live source of `size` bytes.
     unsafe { with_libpmem2_mapping(&libpmem2, &map_api, src, size, use_mapping) };
     // SAFETY: our live source, not used afterwards.
-    unsafe { ours.delete(src) };
+    unsafe { ours.delete_source(src) };
     // The descriptor is still ours to use.
     let mut read = [0u8; 6];
     file.read_exact_at(&mut read, 4096).expect("fd still open");
@@ -291,10 +274,10 @@ fn libpmem2_maps_our_anonymous_source() {
     let Some((ours_lib, libpmem2_lib)) = load("libpmem2_maps_our_anonymous_source") else {
         return;
     };
-    let (ours, libpmem2) = (SourceApi::load(&ours_lib), SourceApi::load(&libpmem2_lib));
+    let (ours, libpmem2) = source_apis(&ours_lib, &libpmem2_lib);
     let map_api = MapApi::load(&libpmem2_lib);
     let size = 4 * MIB;
-    let src = ours.source_from_anon(size);
+    let src = ours.anon_source(size);
     assert_eq!(
         libpmem2_size_and_alignment(&map_api, src),
         (size, page_size())
@@ -320,7 +303,7 @@ fn libpmem2_maps_our_anonymous_source() {
     // SAFETY: `src` is our live anonymous source of `size` bytes.
     unsafe { with_libpmem2_mapping(&libpmem2, &map_api, src, size, use_mapping) };
     // SAFETY: our live source, not used afterwards.
-    unsafe { ours.delete(src) };
+    unsafe { ours.delete_source(src) };
 }
 
 /// libpmem2's 40-byte `struct pmem2_source` fields, read from the start of a source.
@@ -370,13 +353,13 @@ fn our_first_40_bytes_are_libpmem2s() {
     let Some((ours_lib, libpmem2_lib)) = load("our_first_40_bytes_are_libpmem2s") else {
         return;
     };
-    let (ours, libpmem2) = (SourceApi::load(&ours_lib), SourceApi::load(&libpmem2_lib));
+    let (ours, libpmem2) = source_apis(&ours_lib, &libpmem2_lib);
     let work = Workdir::new("mixed-layout");
     let file = file_of(&work, 8192);
     let fd = file.as_raw_fd();
     let metadata = file.metadata().expect("fstat");
 
-    let (our_src, their_src) = (ours.source_from_fd(fd), libpmem2.source_from_fd(fd));
+    let (our_src, their_src) = (ours.fd_source(fd), libpmem2.fd_source(fd));
     let expected = Layout {
         kind: 2,      // PMEM2_SOURCE_FD
         file_type: 1, // PMEM2_FTYPE_REG
@@ -387,12 +370,12 @@ fn our_first_40_bytes_are_libpmem2s() {
     assert_eq!(layout(their_src, true), expected, "libpmem2's fd source");
     assert_eq!(layout(our_src, true), expected, "our fd source");
     // SAFETY: each source goes back to the implementation that made it.
-    unsafe { ours.delete(our_src) };
+    unsafe { ours.delete_source(our_src) };
     // SAFETY: as above.
-    unsafe { libpmem2.delete(their_src) };
+    unsafe { libpmem2.delete_source(their_src) };
 
     let size = 123_456_789;
-    let (our_src, their_src) = (ours.source_from_anon(size), libpmem2.source_from_anon(size));
+    let (our_src, their_src) = (ours.anon_source(size), libpmem2.anon_source(size));
     let expected = Layout {
         kind: 1, // PMEM2_SOURCE_ANON
         file_type: 0,
@@ -407,7 +390,7 @@ fn our_first_40_bytes_are_libpmem2s() {
     );
     assert_eq!(layout(our_src, false), expected, "our anonymous source");
     // SAFETY: as above.
-    unsafe { ours.delete(our_src) };
+    unsafe { ours.delete_source(our_src) };
     // SAFETY: as above.
-    unsafe { libpmem2.delete(their_src) };
+    unsafe { libpmem2.delete_source(their_src) };
 }

@@ -5,61 +5,17 @@
 
 mod support;
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::c_int;
 use std::ptr::null_mut;
 use std::sync::Barrier;
 
-use support::Library;
-
-type FromFd = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
-type FromAnon = unsafe extern "C" fn(*mut *mut c_void, usize) -> c_int;
-type GetFd = unsafe extern "C" fn(*const c_void, *mut c_int) -> c_int;
-type Delete = unsafe extern "C" fn(*mut *mut c_void) -> c_int;
-type ErrorMsg = unsafe extern "C" fn() -> *const c_char;
+use support::{Library, SourceApi};
 
 const THREADS: usize = 8;
 const ITERATIONS: usize = 10_000;
 const PMEM2_E_INVALID_FILE_HANDLE: c_int = -100_004;
 const PMEM2_E_FILE_DESCRIPTOR_NOT_SET: c_int = -100_035;
 const NOT_SET_MESSAGE: &str = "File descriptor is not set, source type does not support fd";
-
-#[derive(Clone, Copy)]
-struct Api {
-    from_fd: FromFd,
-    from_anon: FromAnon,
-    get_fd: GetFd,
-    delete: Delete,
-    errormsg: ErrorMsg,
-}
-
-impl Api {
-    fn load(lib: &Library) -> Api {
-        Api {
-            // SAFETY: `int (struct pmem2_source **, int)`.
-            from_fd: unsafe { lib.get::<FromFd>(c"pmem2_source_from_fd") },
-            // SAFETY: `int (struct pmem2_source **, size_t)`.
-            from_anon: unsafe { lib.get::<FromAnon>(c"pmem2_source_from_anon") },
-            // SAFETY: `int (const struct pmem2_source *, int *)`.
-            get_fd: unsafe { lib.get::<GetFd>(c"pmem2_source_get_fd") },
-            // SAFETY: `int (struct pmem2_source **)`.
-            delete: unsafe { lib.get::<Delete>(c"pmem2_source_delete") },
-            // SAFETY: `const char *(void)`.
-            errormsg: unsafe { lib.get::<ErrorMsg>(c"pmem2_errormsg") },
-        }
-    }
-
-    /// The calling thread's message buffer.
-    fn message_ptr(&self) -> *const c_char {
-        // SAFETY: no arguments; returns this thread's NUL-terminated buffer.
-        unsafe { (self.errormsg)() }
-    }
-
-    fn message(&self) -> &CStr {
-        // SAFETY: this thread's buffer, NUL-terminated; only this thread writes it, and the
-        // borrow ends before this thread's next call.
-        unsafe { CStr::from_ptr(self.message_ptr()) }
-    }
-}
 
 /// What one thread saw.
 #[derive(Debug, Default)]
@@ -80,14 +36,13 @@ impl Tally {
     }
 }
 
-fn worker(api: Api, index: usize, start: &Barrier, end: &Barrier) -> Tally {
+fn worker(api: SourceApi, index: usize, start: &Barrier, end: &Barrier) -> Tally {
     let mut tally = Tally::default();
     let fd = -c_int::try_from(index + 1).expect("small index");
     let own = format!("invalid file descriptor value {fd} (descriptors are never negative)");
 
     let mut anon = null_mut();
-    // SAFETY: `anon` is a valid out-pointer.
-    assert_eq!(unsafe { (api.from_anon)(&mut anon, 4096) }, 0);
+    assert_eq!(api.source_from_anon(&mut anon, 4096), 0);
     tally.message_buffer = api.message_ptr() as usize;
 
     start.wait();
@@ -96,8 +51,7 @@ fn worker(api: Api, index: usize, start: &Barrier, end: &Barrier) -> Tally {
         // other iteration) get_fd on its anonymous source.
         let (code, expected_code, expected) = if iteration % 2 == 0 {
             let mut src = null_mut();
-            // SAFETY: `src` is a valid out-pointer.
-            let code = unsafe { (api.from_fd)(&mut src, fd) };
+            let code = api.source_from_fd(&mut src, fd);
             if !src.is_null() {
                 tally.mismatch(|| format!("thread {index}: from_fd({fd}) set src"));
             }
@@ -105,12 +59,12 @@ fn worker(api: Api, index: usize, start: &Barrier, end: &Barrier) -> Tally {
         } else {
             let mut out: c_int = 0;
             // SAFETY: `anon` is this thread's live source, `out` a valid out-pointer.
-            let code = unsafe { (api.get_fd)(anon, &mut out) };
+            let code = unsafe { api.source_get_fd(anon, &mut out) };
             (code, PMEM2_E_FILE_DESCRIPTOR_NOT_SET, NOT_SET_MESSAGE)
         };
         tally.failures_checked += 1;
         let message = api.message();
-        if code != expected_code || message.to_bytes() != expected.as_bytes() {
+        if code != expected_code || message != expected {
             tally.mismatch(|| {
                 format!(
                     "thread {index} iteration {iteration}: failure {code} {message:?}, \
@@ -121,13 +75,12 @@ fn worker(api: Api, index: usize, start: &Barrier, end: &Barrier) -> Tally {
 
         // A success must leave the message alone.
         let mut src = null_mut();
-        // SAFETY: `src` is a valid out-pointer.
-        let created = unsafe { (api.from_anon)(&mut src, iteration) };
+        let created = api.source_from_anon(&mut src, iteration);
         // SAFETY: `src` is NULL or the live source just created.
-        let deleted = unsafe { (api.delete)(&mut src) };
+        let deleted = unsafe { api.source_delete(&mut src) };
         tally.successes_checked += 1;
         let message = api.message();
-        if created != 0 || deleted != 0 || message.to_bytes() != expected.as_bytes() {
+        if created != 0 || deleted != 0 || message != expected {
             tally.mismatch(|| {
                 format!(
                     "thread {index} iteration {iteration}: success ({created}, {deleted}) \
@@ -143,7 +96,7 @@ fn worker(api: Api, index: usize, start: &Barrier, end: &Barrier) -> Tally {
     // buffers compared below existed at the same time.
     end.wait();
     // SAFETY: this thread's live source, not used afterwards.
-    assert_eq!(unsafe { (api.delete)(&mut anon) }, 0);
+    assert_eq!(unsafe { api.source_delete(&mut anon) }, 0);
     tally
 }
 
@@ -151,7 +104,7 @@ fn worker(api: Api, index: usize, start: &Barrier, end: &Barrier) -> Tally {
 fn error_messages_are_per_thread() {
     let path = support::our_shared_library();
     let lib = Library::open(path.to_str().expect("UTF-8 path")).expect("dlopen our library");
-    let api = Api::load(&lib);
+    let api = SourceApi::load("ours", &lib);
     let (start, end) = (Barrier::new(THREADS), Barrier::new(THREADS));
     let started = std::time::Instant::now();
     let tallies: Vec<Tally> = std::thread::scope(|scope| {

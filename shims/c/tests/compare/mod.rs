@@ -1,5 +1,6 @@
-//! Differential testing against libpmem2: both libraries' `pmem2_source_*` functions side by
-//! side, one observation of a `pmem2_source_from_fd` call, and the rules that compare them.
+//! Differential testing against libpmem2: both libraries loaded side by side (their
+//! `pmem2_source_*` functions a [`SourceApi`] each), one observation of a
+//! `pmem2_source_from_fd` call, and the rules that compare them.
 //!
 //! Shared by `differential.rs` and `differential_devdax.rs`; needs `mod support;` beside it.
 //!
@@ -9,23 +10,13 @@
 //! message again: unchanged means the call set none.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::ffi::{CStr, c_char, c_int, c_void};
-use std::fmt;
+use std::ffi::c_int;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
 use pmem2_source::codes::PMEM2_E_FILE_DESCRIPTOR_NOT_SET;
 
-use crate::support::{self, Library};
-
-/// `struct pmem2_source`, opaque to both libraries' callers.
-pub type Src = c_void;
-
-type FromFd = unsafe extern "C" fn(*mut *mut Src, c_int) -> c_int;
-type FromAnon = unsafe extern "C" fn(*mut *mut Src, usize) -> c_int;
-type GetFd = unsafe extern "C" fn(*const Src, *mut c_int) -> c_int;
-type Delete = unsafe extern "C" fn(*mut *mut Src) -> c_int;
-type ErrorMsg = unsafe extern "C" fn() -> *const c_char;
+use crate::support::{self, Library, SourceApi, Src};
 
 /// What `get_fd` on an anonymous source says, in both libraries.
 pub const FD_NOT_SET: &str = "File descriptor is not set, source type does not support fd";
@@ -35,135 +26,64 @@ pub fn garbage() -> *mut Src {
     std::ptr::without_provenance_mut(0x5a5a_5a5a_5a5a_5a50)
 }
 
-/// One library's source functions, resolved with `dlsym`.
-pub struct Api {
-    pub name: &'static str,
-    pub from_fd: FromFd,
-    pub from_anon: FromAnon,
-    pub get_fd: GetFd,
-    pub delete: Delete,
-    pub errormsg: ErrorMsg,
+/// A library kept open for the whole test binary, with its source functions.
+struct Loaded {
+    api: SourceApi,
     _library: Library,
 }
 
-impl fmt::Debug for Api {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
-    }
-}
-
-impl Api {
-    fn load(name: &'static str, path: &str) -> Result<Api, String> {
+impl Loaded {
+    fn open(name: &'static str, path: &str) -> Result<Loaded, String> {
         let library = Library::open(path)?;
-        // SAFETY (each `get`): the types are the prototypes of <libpmem2.h>, which both
-        // libraries implement.
-        Ok(Api {
-            name,
-            // SAFETY: see above.
-            from_fd: unsafe { library.get::<FromFd>(c"pmem2_source_from_fd") },
-            // SAFETY: see above.
-            from_anon: unsafe { library.get::<FromAnon>(c"pmem2_source_from_anon") },
-            // SAFETY: see above.
-            get_fd: unsafe { library.get::<GetFd>(c"pmem2_source_get_fd") },
-            // SAFETY: see above.
-            delete: unsafe { library.get::<Delete>(c"pmem2_source_delete") },
-            // SAFETY: see above.
-            errormsg: unsafe { library.get::<ErrorMsg>(c"pmem2_errormsg") },
+        Ok(Loaded {
+            api: SourceApi::load(name, &library),
             _library: library,
         })
     }
+}
 
-    /// `pmem2_errormsg()` of the calling thread.
-    pub fn message(&self) -> String {
-        // SAFETY: pmem2_errormsg takes nothing.
-        let text = unsafe { (self.errormsg)() };
-        assert!(
-            !text.is_null(),
-            "{}: pmem2_errormsg returned NULL",
-            self.name
-        );
-        // SAFETY: non-NULL, and both libraries return a NUL-terminated string that stays
-        // valid until the thread's next failing call.
-        unsafe { CStr::from_ptr(text) }
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    /// `pmem2_source_from_fd(src, fd)`.
-    pub fn source_from_fd(&self, src: &mut *mut Src, fd: RawFd) -> c_int {
-        // SAFETY: `src` is valid for writes; both libraries accept any fd number.
-        unsafe { (self.from_fd)(src, fd) }
-    }
-
-    /// `pmem2_source_from_anon(src, size)`.
-    pub fn source_from_anon(&self, src: &mut *mut Src, size: usize) -> c_int {
-        // SAFETY: `src` is valid for writes.
-        unsafe { (self.from_anon)(src, size) }
-    }
-
-    /// `pmem2_source_get_fd(src, fd)`.
-    ///
-    /// # Safety
-    /// `src` is a live source of this library.
-    pub unsafe fn source_get_fd(&self, src: *const Src, fd: &mut c_int) -> c_int {
-        // SAFETY: `src` is live (caller's promise) and `fd` valid for writes.
-        unsafe { (self.get_fd)(src, fd) }
-    }
-
-    /// `pmem2_source_delete(src)`.
-    ///
-    /// # Safety
-    /// `*src` is NULL or a live source of this library, given up here.
-    pub unsafe fn source_delete(&self, src: &mut *mut Src) -> c_int {
-        // SAFETY: `src` is valid for reads and writes; `*src` per the caller's promise.
-        unsafe { (self.delete)(src) }
-    }
-
-    /// Leaves [`FD_NOT_SET`] as the thread's message, and checks it is there.
-    pub fn provoke_known_message(&self) {
-        let mut src = std::ptr::null_mut();
-        assert_eq!(
-            self.source_from_anon(&mut src, 1),
-            0,
-            "{}: from_anon",
-            self.name
-        );
-        let mut fd: c_int = -7;
-        // SAFETY: `src` is the live anonymous source just made.
-        let code = unsafe { self.source_get_fd(src, &mut fd) };
-        assert_eq!(
-            code, PMEM2_E_FILE_DESCRIPTOR_NOT_SET,
-            "{}: get_fd",
-            self.name
-        );
-        // SAFETY: `src` is live and given up here.
-        let deleted = unsafe { self.source_delete(&mut src) };
-        assert_eq!(deleted, 0, "{}: delete", self.name);
-        assert_eq!(
-            self.message(),
-            FD_NOT_SET,
-            "{}: provoked message",
-            self.name
-        );
-    }
+/// Leaves [`FD_NOT_SET`] as the thread's message in `api`'s library, and checks it is there.
+pub fn provoke_known_message(api: &SourceApi) {
+    let mut src = std::ptr::null_mut();
+    assert_eq!(
+        api.source_from_anon(&mut src, 1),
+        0,
+        "{}: from_anon",
+        api.name
+    );
+    let mut fd: c_int = -7;
+    // SAFETY: `src` is the live anonymous source just made.
+    let code = unsafe { api.source_get_fd(src, &mut fd) };
+    assert_eq!(
+        code, PMEM2_E_FILE_DESCRIPTOR_NOT_SET,
+        "{}: get_fd",
+        api.name
+    );
+    // SAFETY: `src` is live and given up here.
+    let deleted = unsafe { api.source_delete(&mut src) };
+    assert_eq!(deleted, 0, "{}: delete", api.name);
+    assert_eq!(api.message(), FD_NOT_SET, "{}: provoked message", api.name);
 }
 
 /// Our `libpmem2_source.so` (built on first use).
-pub fn ours() -> &'static Api {
-    static OURS: OnceLock<Api> = OnceLock::new();
-    OURS.get_or_init(|| {
-        let path = support::our_shared_library();
-        Api::load("ours", path.to_str().expect("UTF-8 target path"))
-            .unwrap_or_else(|e| panic!("loading our library: {e}"))
-    })
+pub fn ours() -> &'static SourceApi {
+    static OURS: OnceLock<Loaded> = OnceLock::new();
+    &OURS
+        .get_or_init(|| {
+            let path = support::our_shared_library();
+            Loaded::open("ours", path.to_str().expect("UTF-8 target path"))
+                .unwrap_or_else(|e| panic!("loading our library: {e}"))
+        })
+        .api
 }
 
 /// Debian's libpmem2 1.12.1, or why it cannot be loaded.
-pub fn reference() -> Result<&'static Api, String> {
-    static REFERENCE: OnceLock<Result<Api, String>> = OnceLock::new();
+pub fn reference() -> Result<&'static SourceApi, String> {
+    static REFERENCE: OnceLock<Result<Loaded, String>> = OnceLock::new();
     REFERENCE
-        .get_or_init(|| Api::load("libpmem2", support::REFERENCE_LIBRARY))
+        .get_or_init(|| Loaded::open("libpmem2", support::REFERENCE_LIBRARY))
         .as_ref()
+        .map(|loaded| &loaded.api)
         .map_err(Clone::clone)
 }
 
@@ -190,8 +110,8 @@ pub struct Observation {
 
 /// Calls `api.from_fd` on `fd` with `*src` preset to garbage, reads the message against a
 /// provoked one, and on success asks `get_fd` and deletes the source with `api`'s own delete.
-pub fn observe(api: &Api, fd: RawFd) -> Observation {
-    api.provoke_known_message();
+pub fn observe(api: &SourceApi, fd: RawFd) -> Observation {
+    provoke_known_message(api);
     let mut src = garbage();
     let code = api.source_from_fd(&mut src, fd);
     let src_null = src.is_null();
@@ -365,7 +285,7 @@ pub fn compare(
 
 /// Observes `fd` through both libraries and compares. The line printed (seen with
 /// `--nocapture`) shows both answers.
-pub fn differ(name: &str, expect: &Expect, fd: RawFd, reference: &Api) -> Result<(), String> {
+pub fn differ(name: &str, expect: &Expect, fd: RawFd, reference: &SourceApi) -> Result<(), String> {
     let theirs = observe(reference, fd);
     let ours = observe(ours(), fd);
     println!(

@@ -1,8 +1,10 @@
 //! Shared by the C-ABI integration tests: building and locating `libpmem2_source.so`/`.a`,
-//! and loading shared libraries with `dlopen` the way a C program would.
+//! loading shared libraries with `dlopen` the way a C program would, and the
+//! `pmem2_source_*` functions of a loaded library ([`SourceApi`]).
 #![allow(dead_code)] // each test file uses a different part
 
-use std::ffi::{CStr, CString, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -140,4 +142,113 @@ fn dlerror() -> String {
     unsafe { CStr::from_ptr(text) }
         .to_string_lossy()
         .into_owned()
+}
+
+/// `struct pmem2_source`, opaque to both libraries' callers.
+pub type Src = c_void;
+
+/// `int pmem2_source_from_fd(struct pmem2_source **src, int fd)`.
+pub type FromFd = unsafe extern "C" fn(*mut *mut Src, c_int) -> c_int;
+/// `int pmem2_source_from_anon(struct pmem2_source **src, size_t size)`.
+pub type FromAnon = unsafe extern "C" fn(*mut *mut Src, usize) -> c_int;
+/// `int pmem2_source_get_fd(const struct pmem2_source *src, int *fd)`.
+pub type GetFd = unsafe extern "C" fn(*const Src, *mut c_int) -> c_int;
+/// `int pmem2_source_delete(struct pmem2_source **src)`, and libpmem2's other
+/// `int pmem2_*_delete(struct pmem2_* **)` functions.
+pub type Delete = unsafe extern "C" fn(*mut *mut Src) -> c_int;
+/// `const char *pmem2_errormsg(void)`.
+pub type ErrorMsg = unsafe extern "C" fn() -> *const c_char;
+
+/// One library's source functions (ours or libpmem2's), resolved with `dlsym`.
+///
+/// Holds only the function pointers: the [`Library`] they came from must outlive every
+/// call, which the caller sees to by keeping it alive.
+#[derive(Clone, Copy)]
+pub struct SourceApi {
+    /// Which library, for messages: `"ours"` or `"libpmem2"`.
+    pub name: &'static str,
+    pub from_fd: FromFd,
+    pub from_anon: FromAnon,
+    pub get_fd: GetFd,
+    pub delete: Delete,
+    pub errormsg: ErrorMsg,
+}
+
+impl fmt::Debug for SourceApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl SourceApi {
+    /// Resolves the source functions of `library`, which must implement libpmem2's source
+    /// API (`<libpmem2.h>`): our `libpmem2_source.so` or libpmem2 itself. Panics on a
+    /// missing symbol.
+    pub fn load(name: &'static str, library: &Library) -> SourceApi {
+        SourceApi {
+            name,
+            // SAFETY: `FromFd` is <libpmem2.h>'s prototype of the symbol, which `library`
+            // implements (see above); likewise for the four below.
+            from_fd: unsafe { library.get::<FromFd>(c"pmem2_source_from_fd") },
+            // SAFETY: `FromAnon` is the symbol's prototype.
+            from_anon: unsafe { library.get::<FromAnon>(c"pmem2_source_from_anon") },
+            // SAFETY: `GetFd` is the symbol's prototype.
+            get_fd: unsafe { library.get::<GetFd>(c"pmem2_source_get_fd") },
+            // SAFETY: `Delete` is the symbol's prototype.
+            delete: unsafe { library.get::<Delete>(c"pmem2_source_delete") },
+            // SAFETY: `ErrorMsg` is the symbol's prototype.
+            errormsg: unsafe { library.get::<ErrorMsg>(c"pmem2_errormsg") },
+        }
+    }
+
+    /// `pmem2_errormsg()`: the calling thread's message buffer.
+    pub fn message_ptr(&self) -> *const c_char {
+        // SAFETY: pmem2_errormsg takes no arguments and has no preconditions.
+        unsafe { (self.errormsg)() }
+    }
+
+    /// A copy of the calling thread's message. Panics if `pmem2_errormsg` returns NULL.
+    pub fn message(&self) -> String {
+        let text = self.message_ptr();
+        assert!(
+            !text.is_null(),
+            "{}: pmem2_errormsg returned NULL",
+            self.name
+        );
+        // SAFETY: non-NULL, and both libraries return the calling thread's NUL-terminated
+        // buffer, which only this thread's calls change; it makes none while this copies it.
+        unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// `pmem2_source_from_fd(src, fd)`.
+    pub fn source_from_fd(&self, src: &mut *mut Src, fd: c_int) -> c_int {
+        // SAFETY: `src` is valid for writes; both libraries accept any fd number.
+        unsafe { (self.from_fd)(src, fd) }
+    }
+
+    /// `pmem2_source_from_anon(src, size)`.
+    pub fn source_from_anon(&self, src: &mut *mut Src, size: usize) -> c_int {
+        // SAFETY: `src` is valid for writes; both libraries accept any size.
+        unsafe { (self.from_anon)(src, size) }
+    }
+
+    /// `pmem2_source_get_fd(src, fd)`.
+    ///
+    /// # Safety
+    /// `src` is a live source of this library.
+    pub unsafe fn source_get_fd(&self, src: *const Src, fd: &mut c_int) -> c_int {
+        // SAFETY: `src` is live (caller's promise) and `fd` valid for writes.
+        unsafe { (self.get_fd)(src, fd) }
+    }
+
+    /// `pmem2_source_delete(src)`.
+    ///
+    /// # Safety
+    /// `*src` is NULL or a live source of this library, given up here.
+    pub unsafe fn source_delete(&self, src: &mut *mut Src) -> c_int {
+        // SAFETY: `src` is valid for reads and writes; `*src` per the caller's promise.
+        unsafe { (self.delete)(src) }
+    }
 }
