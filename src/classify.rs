@@ -9,7 +9,7 @@ use crate::source::{FileType, Source};
 use crate::sys::consts::{O_ACCMODE, O_PATH, O_WRONLY, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG};
 use crate::sys::{FileStat, Syscalls};
 use crate::sysfs::{
-    CharDevicePath, DeviceNumber, LINK_TARGET_CAPACITY, PathBuffer, SubsystemLink, SubsystemName,
+    DeviceNumber, LINK_TARGET_CAPACITY, PathBuffer, SubsystemLink, SysfsPath, SysfsText,
     classify_link_target,
 };
 
@@ -63,7 +63,7 @@ fn device_dax_check<S: Syscalls + ?Sized>(
         errno => Error::SysfsUnreadable { device, errno },
     };
     let mut path_buffer = PathBuffer::new();
-    let path = CharDevicePath::subsystem(device)
+    let path = SysfsPath::char_subsystem(device)
         .as_c_str(&mut path_buffer)
         .map_err(unreadable)?;
     let mut target = [0u8; LINK_TARGET_CAPACITY];
@@ -74,7 +74,7 @@ fn device_dax_check<S: Syscalls + ?Sized>(
         SubsystemLink::DeviceDax => Ok(FileType::DeviceDax),
         SubsystemLink::Other(name) => Err(Error::NotDeviceDax {
             device,
-            subsystem: SubsystemName::new(name),
+            subsystem: SysfsText::new(name),
         }),
         SubsystemLink::PossiblyTruncated => Err(Error::SysfsLinkTooLong { device }),
     }

@@ -11,7 +11,7 @@ use core::fmt;
 
 use linux_raw_sys::errno as raw;
 
-use crate::sysfs::{CharDevicePath, DeviceNumber, SubsystemName};
+use crate::sysfs::{DeviceNumber, SysfsFailure, SysfsPath, SysfsText};
 
 /// A Linux `errno` value (positive, as the kernel's `-errno` return negated).
 ///
@@ -240,7 +240,7 @@ pub enum Error {
         /// The device's `st_rdev`.
         device: DeviceNumber,
         /// The last component of its `subsystem` link target (e.g. `mem` for `/dev/null`).
-        subsystem: SubsystemName,
+        subsystem: SysfsText,
     },
     /// `readlink` of the device's sysfs `subsystem` link failed (no such entry, `/sys` not
     /// mounted, no permission, …).
@@ -265,6 +265,167 @@ pub enum Error {
     NoMemory,
     /// `get_fd` on a source that has no file descriptor (an anonymous source).
     FileDescriptorNotSet,
+    /// The descriptor number now refers to a different file than when the source was created
+    /// (`st_dev`/`st_ino` changed: it was closed and the number reused).
+    FileChanged {
+        /// The descriptor number stored in the source.
+        fd: i32,
+    },
+    /// `fstat` reported a negative size for a regular file.
+    NegativeFileSize {
+        /// What `st_size` said.
+        size: i64,
+    },
+    /// The page size could not be found out.
+    PageSize {
+        /// What the backend said.
+        errno: Errno,
+    },
+    /// A sysfs attribute could not be opened or read.
+    Sysfs(SysfsFailure),
+    /// A Device DAX `size` attribute is not a decimal number and a newline.
+    InvalidSize {
+        /// The attribute.
+        path: SysfsPath,
+        /// What it holds (cut to [`SysfsText::CAPACITY`] bytes).
+        text: SysfsText,
+    },
+    /// A Device DAX `align` (or `dax_region/align`) attribute is not a decimal number and a
+    /// newline.
+    InvalidAlignment {
+        /// The attribute.
+        path: SysfsPath,
+        /// What it holds.
+        text: SysfsText,
+    },
+    /// An NVDIMM attribute (`numa_node`, `mappings`, `mappingN`, `nfit/id`,
+    /// `nfit/dirty_shutdown`) does not have the expected form.
+    InvalidDeviceAttribute {
+        /// The attribute.
+        path: SysfsPath,
+        /// What it holds.
+        text: SysfsText,
+    },
+    /// Neither the Device DAX's `align` nor a `dax_region/align` of one of its nearest
+    /// ancestors exists.
+    AlignmentNotFound {
+        /// The device's `st_rdev`.
+        device: DeviceNumber,
+    },
+    /// The alignment is not a power of two (0 included).
+    AlignmentNotPowerOfTwo {
+        /// The value found.
+        alignment: u64,
+    },
+    /// A query the source cannot answer (libpmem2 returns `PMEM2_E_NOSUPP`).
+    NotSupported(Unsupported),
+    /// No NVDIMM region backs the source, so it has no NUMA node to report.
+    RegionNotFound,
+    /// `pread_mcsafe`/`pwrite_mcsafe` on an anonymous source.
+    IoSourceType,
+    /// The requested range does not lie within the source.
+    OutOfRange {
+        /// Read or write.
+        direction: IoDirection,
+        /// Bytes asked for.
+        len: u64,
+        /// Where they start.
+        offset: u64,
+        /// The source size.
+        source_size: u64,
+    },
+    /// The file ended before the whole range was transferred (it shrank meanwhile).
+    UnexpectedEnd {
+        /// Read or write.
+        direction: IoDirection,
+        /// Where the transfer stopped.
+        offset: u64,
+    },
+    /// `pread`/`pwrite` failed with `EIO`: a bad block, most likely.
+    IoFailed {
+        /// Read or write.
+        direction: IoDirection,
+    },
+    /// A machine check (`SIGBUS`) while copying to or from a Device DAX mapping.
+    MachineCheck {
+        /// Read or write.
+        direction: IoDirection,
+    },
+    /// `pread`/`pwrite` failed with another errno.
+    Io {
+        /// Read or write.
+        direction: IoDirection,
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// Mapping or unmapping the Device DAX range failed.
+    Mapping {
+        /// `"mmap"` or `"munmap"`.
+        call: &'static str,
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// The caller's buffer cannot hold the answer (`device_id`).
+    BufferTooSmall {
+        /// Bytes needed, the terminating NUL included.
+        needed: usize,
+    },
+}
+
+/// Which queries a source cannot answer, each with libpmem2's wording where it has one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// `numa_node` of an anonymous source.
+    AnonymousNumaNode,
+    /// `device_id` of an anonymous source.
+    AnonymousDeviceId,
+    /// `device_usc` of an anonymous source.
+    AnonymousUsc,
+    /// `device_id` where no NVDIMM (with an `nfit/id`) backs the source.
+    NoDeviceId,
+    /// `device_usc` where no NVDIMM (with an `nfit/dirty_shutdown`) backs the source.
+    NoUsc,
+    /// Device DAX I/O with a backend that cannot copy through a mapping with machine-check
+    /// recovery.
+    MachineCheckSafeCopy,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unsupported::AnonymousNumaNode => "Anonymous sources are not bound to numa nodes.",
+            Unsupported::AnonymousDeviceId => "Anonymous source does not have device id",
+            Unsupported::AnonymousUsc => "Anonymous source does not support unsafe shutdown count",
+            Unsupported::NoDeviceId => {
+                "device id is not available for this source: no NVDIMM with an nfit/id backs it"
+            }
+            Unsupported::NoUsc => "Unsafe shutdown count is not supported for this source",
+            Unsupported::MachineCheckSafeCopy => {
+                "machine-check-safe Device DAX I/O needs a copy that survives SIGBUS, which this \
+                 syscall backend does not provide (the no_std core installs no signal handler; \
+                 pmem2-source-std and the C ABI do)"
+            }
+        })
+    }
+}
+
+/// The direction of a `pread_mcsafe`/`pwrite_mcsafe` transfer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IoDirection {
+    /// `pread_mcsafe`.
+    Read,
+    /// `pwrite_mcsafe`.
+    Write,
+}
+
+impl fmt::Display for IoDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoDirection::Read => "read",
+            IoDirection::Write => "write",
+        })
+    }
 }
 
 impl Error {
@@ -291,6 +452,24 @@ impl Error {
             Error::SysfsUnreadable { errno, .. } => -errno.raw(),
             Error::NoMemory => -Errno::ENOMEM.raw(),
             Error::FileDescriptorNotSet => PMEM2_E_FILE_DESCRIPTOR_NOT_SET,
+            Error::FileChanged { .. } | Error::NegativeFileSize { .. } => {
+                PMEM2_E_INVALID_FILE_HANDLE
+            }
+            Error::PageSize { errno }
+            | Error::Sysfs(SysfsFailure { errno, .. })
+            | Error::Io { errno, .. }
+            | Error::Mapping { errno, .. } => -errno.raw(),
+            Error::InvalidSize { .. } => PMEM2_E_INVALID_SIZE_FORMAT,
+            Error::InvalidAlignment { .. } => PMEM2_E_INVALID_ALIGNMENT_FORMAT,
+            Error::InvalidDeviceAttribute { .. } => PMEM2_E_INVALID_DEV_FORMAT,
+            Error::AlignmentNotFound { .. } => -Errno::ENOENT.raw(),
+            Error::AlignmentNotPowerOfTwo { .. } => PMEM2_E_INVALID_ALIGNMENT_VALUE,
+            Error::NotSupported(_) => PMEM2_E_NOSUPP,
+            Error::RegionNotFound => PMEM2_E_DAX_REGION_NOT_FOUND,
+            Error::IoSourceType => PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED,
+            Error::OutOfRange { .. } | Error::UnexpectedEnd { .. } => PMEM2_E_LENGTH_OUT_OF_RANGE,
+            Error::IoFailed { .. } | Error::MachineCheck { .. } => PMEM2_E_IO_FAIL,
+            Error::BufferTooSmall { .. } => PMEM2_E_BUFFER_TOO_SMALL,
         }
     }
 
@@ -333,24 +512,107 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "readlink \"{}\": {errno}",
-                    CharDevicePath::subsystem(*device)
+                    SysfsPath::char_subsystem(*device)
                 )
             }
             Error::SysfsNotALink { device } => write!(
                 f,
                 "\"{}\" is not a symbolic link, so character device {device} is not Device DAX",
-                CharDevicePath::subsystem(*device)
+                SysfsPath::char_subsystem(*device)
             ),
             Error::SysfsLinkTooLong { device } => write!(
                 f,
                 "the target of \"{}\" does not fit in {} bytes, so character device {device} \
                  is not Device DAX",
-                CharDevicePath::subsystem(*device),
+                SysfsPath::char_subsystem(*device),
                 crate::sysfs::LINK_TARGET_CAPACITY - 1
             ),
             Error::NoMemory => f.write_str("cannot allocate a pmem2_source: out of memory"),
             Error::FileDescriptorNotSet => {
                 f.write_str("File descriptor is not set, source type does not support fd")
+            }
+            Error::FileChanged { fd } => write!(
+                f,
+                "fd {fd} now refers to a different file than when the source was created \
+                 (its device or inode changed: the descriptor was closed and its number reused)"
+            ),
+            Error::NegativeFileSize { size } => {
+                write!(f, "kernel says size of regular file is negative ({size})")
+            }
+            Error::PageSize { errno } => write!(f, "cannot find out the page size: {errno}"),
+            Error::Sysfs(failure) => write!(f, "{failure}"),
+            Error::InvalidSize { path, text } => write!(
+                f,
+                "invalid size in \"{path}\": \"{text}\" is not a decimal number and a newline"
+            ),
+            Error::InvalidAlignment { path, text } => write!(
+                f,
+                "invalid alignment in \"{path}\": \"{text}\" is not a decimal number and a newline"
+            ),
+            Error::InvalidDeviceAttribute { path, text } => {
+                write!(f, "unexpected contents of \"{path}\": \"{text}\"")
+            }
+            Error::AlignmentNotFound { device } => write!(
+                f,
+                "cannot read the alignment of Device DAX {device}: neither \
+                 /sys/dev/char/{device}/align nor a dax_region/align in one of its {} nearest \
+                 ancestor directories exists",
+                crate::query::MAX_ANCESTORS
+            ),
+            Error::AlignmentNotPowerOfTwo { alignment } => {
+                write!(f, "alignment ({alignment}) has to be a power of two")
+            }
+            Error::NotSupported(what) => write!(f, "{what}"),
+            Error::RegionNotFound => f.write_str("unknown region"),
+            Error::IoSourceType => f.write_str(
+                "operation doesn't support provided source type, only sources created from \
+                 file descriptor or file handle are supported",
+            ),
+            Error::OutOfRange {
+                direction,
+                len,
+                offset,
+                source_size,
+            } => {
+                match source_size.checked_sub(*offset) {
+                    // libpmem2's wording, which calls what remains after the offset "the file
+                    // length".
+                    Some(remaining) => write!(
+                        f,
+                        "size of {direction} {len} from offset {offset} goes beyond the file \
+                         length {remaining}"
+                    ),
+                    None => write!(
+                        f,
+                        "offset {offset} of {direction} is beyond the end of the source \
+                         ({source_size} bytes)"
+                    ),
+                }
+            }
+            Error::UnexpectedEnd { direction, offset } => write!(
+                f,
+                "the file ended at offset {offset} during the {direction} (it shrank meanwhile)"
+            ),
+            Error::IoFailed { direction } => write!(
+                f,
+                "physical I/O error occurred on {direction} operation, possible bad block"
+            ),
+            Error::MachineCheck { .. } => {
+                f.write_str("physical I/O error occurred, possible bad block")
+            }
+            Error::Io { direction, errno } => {
+                let call = match direction {
+                    IoDirection::Read => "pread",
+                    IoDirection::Write => "pwrite",
+                };
+                write!(f, "{call}: {errno}")
+            }
+            Error::Mapping { call, errno } => write!(f, "{call}: {errno}"),
+            Error::BufferTooSmall { needed } => {
+                write!(
+                    f,
+                    "the buffer is too small: the device id needs {needed} bytes"
+                )
             }
         }
     }
@@ -438,6 +700,16 @@ mod tests {
             .name(),
             "unknown error"
         );
+    }
+
+    /// `from_fd` returns `Result<Source, Error>` by value on its hot path: keep the error
+    /// (which carries sysfs paths and text for its messages) within a few cache lines.
+    #[test]
+    fn errors_stay_small() {
+        let size = core::mem::size_of::<Error>();
+        assert!(size <= 112, "Error is {size} bytes");
+        let result = core::mem::size_of::<Result<crate::Source, Error>>();
+        assert!(result <= 120, "Result<Source, Error> is {result} bytes");
     }
 
     #[test]

@@ -85,13 +85,16 @@ macro_rules! with_linux_backend {
 mod alloc;
 mod classify;
 mod error;
+mod io;
+mod query;
 mod source;
+#[allow(unsafe_code)] // the syscall seam: unsafe trait methods for raw mappings
 pub mod sys;
 pub mod sysfs;
 
 #[cfg(feature = "alloc")]
 pub use crate::alloc::Global;
 pub use crate::alloc::{CountingAlloc, FailingAlloc, SourceAlloc, SourceBox, StaticPool};
-pub use crate::error::{Errno, Error, codes};
+pub use crate::error::{Errno, Error, IoDirection, Unsupported, codes};
 pub use crate::source::{FileType, Source, SourceKind};
 pub use crate::sysfs::DeviceNumber;

@@ -240,6 +240,44 @@ with_linux_backend! {
         pub fn from_fd(fd: i32) -> Result<Source, Error> {
             Self::from_fd_with(&crate::sys::Linux, fd)
         }
+
+        /// [`size_with`](Self::size_with) on the running Linux kernel.
+        pub fn size(&self) -> Result<u64, Error> {
+            self.size_with(&crate::sys::Linux)
+        }
+
+        /// [`alignment_with`](Self::alignment_with) on the running Linux kernel.
+        pub fn alignment(&self) -> Result<usize, Error> {
+            self.alignment_with(&crate::sys::Linux)
+        }
+
+        /// [`numa_node_with`](Self::numa_node_with) on the running Linux kernel.
+        pub fn numa_node(&self) -> Result<i32, Error> {
+            self.numa_node_with(&crate::sys::Linux)
+        }
+
+        /// [`device_id_with`](Self::device_id_with) on the running Linux kernel.
+        pub fn device_id(&self, out: Option<&mut [u8]>) -> Result<usize, Error> {
+            self.device_id_with(&crate::sys::Linux, out)
+        }
+
+        /// [`device_usc_with`](Self::device_usc_with) on the running Linux kernel.
+        pub fn device_usc(&self) -> Result<u64, Error> {
+            self.device_usc_with(&crate::sys::Linux)
+        }
+
+        /// [`pread_mcsafe_with`](Self::pread_mcsafe_with) on the running Linux kernel. A
+        /// Device DAX needs a backend with a machine-check-safe copy (`pmem2-source-std`):
+        /// here it is `PMEM2_E_NOSUPP`.
+        pub fn pread_mcsafe(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
+            self.pread_mcsafe_with(&crate::sys::Linux, buf, offset)
+        }
+
+        /// [`pwrite_mcsafe_with`](Self::pwrite_mcsafe_with) on the running Linux kernel; see
+        /// [`pread_mcsafe`](Self::pread_mcsafe).
+        pub fn pwrite_mcsafe(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
+            self.pwrite_mcsafe_with(&crate::sys::Linux, buf, offset)
+        }
     }
 }
 

@@ -1,9 +1,11 @@
-//! The sysfs side of Device-DAX detection: device numbers, `/sys/dev/char/M:m/…` paths in
-//! fixed buffers, and the decision over a `subsystem` link target.
+//! The sysfs side of sources: device numbers, `/sys/dev/{char,block}/M:m/…` paths in fixed
+//! buffers, the decision over a `subsystem` link target, and reading and parsing attributes
+//! (`size`, `align`, `numa_node`, …).
 //!
-//! Everything here is pure: no syscalls, no allocation, no panics. The paths are formatted
-//! into a `heapless::String` on the stack, and the link target is judged from the bytes
-//! `readlink` left in a fixed buffer.
+//! No allocation and no panics. Paths are formatted into `heapless::String`s on the stack,
+//! the link target is judged from the bytes `readlink` left in a fixed buffer, and attributes
+//! are read with open/read/close through [`Syscalls`] into a fixed buffer. The parsers are
+//! pure functions (and fuzzing targets).
 //!
 //! # References
 //! - Linux `Documentation/ABI/testing/sysfs-dev` (`/sys/dev/char/<major>:<minor>`)
@@ -14,18 +16,21 @@ use core::ffi::CStr;
 use core::fmt::{self, Write};
 
 use crate::error::Errno;
+use crate::sys::Syscalls;
 
 /// Size of the buffer a `subsystem` link target is read into. A target that fills it is
 /// possibly truncated and is never taken for Device DAX. Real targets are short
 /// (`../../../../bus/dax`, `../../../../class/mem`).
 pub const LINK_TARGET_CAPACITY: usize = 256;
 
-/// A buffer for one formatted sysfs path and its NUL terminator. The longest path we build is
-/// `/sys/dev/char/4294967295:4294967295/subsystem`: 45 bytes plus the NUL.
-pub type PathBuffer = heapless::String<64>;
+/// A buffer for one formatted sysfs path and its NUL terminator. The longest path this crate
+/// builds is 83 bytes: `/sys/dev/block/4294967295:4294967295/` (37), eight `../` (24),
+/// `device/../` (10), `mapping65535` (12); a DIMM attribute path is at most 64. The buffer
+/// leaves room to spare.
+pub type PathBuffer = heapless::String<128>;
 
-/// The sysfs directory of character devices.
-const CHAR_DEVICE_DIR: &str = "/sys/dev/char";
+/// Room for an attribute's contents: sysfs numbers and DIMM ids are far shorter.
+pub const ATTRIBUTE_CAPACITY: usize = 64;
 
 /// A device number (`st_rdev` or `st_dev`), in the 64-bit encoding glibc's `dev_t` uses.
 ///
@@ -76,31 +81,98 @@ impl fmt::Display for DeviceNumber {
     }
 }
 
-/// The path of one attribute of a character device in sysfs:
-/// `/sys/dev/char/<major>:<minor>/<attribute>`.
-///
-/// `Display` prints the path; [`as_c_str`](Self::as_c_str) puts it, NUL-terminated, into a
-/// fixed buffer for a syscall.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct CharDevicePath {
-    device: DeviceNumber,
-    attribute: &'static str,
+/// Where a sysfs path starts.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SysfsRoot {
+    /// `/sys/dev/char/M:m`: a character device (Device DAX).
+    CharDevice(DeviceNumber),
+    /// `/sys/dev/block/M:m`: a block device (the device holding a regular file).
+    BlockDevice(DeviceNumber),
+    /// `/sys/bus/nd/devices/<name>`: an NVDIMM bus object, e.g. a DIMM (`nmem0`).
+    NdDevice(SysfsText),
 }
 
-impl CharDevicePath {
-    /// `/sys/dev/char/M:m/subsystem`, the link whose target names the device's subsystem.
-    pub const fn subsystem(device: DeviceNumber) -> CharDevicePath {
-        CharDevicePath {
-            device,
-            attribute: "subsystem",
+impl fmt::Display for SysfsRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SysfsRoot::CharDevice(device) => write!(f, "/sys/dev/char/{device}"),
+            SysfsRoot::BlockDevice(device) => write!(f, "/sys/dev/block/{device}"),
+            SysfsRoot::NdDevice(name) => write!(f, "/sys/bus/nd/devices/{name}"),
         }
+    }
+}
+
+/// A sysfs path: a [`SysfsRoot`], `../` steps up from it, a fixed prefix, and an attribute
+/// name with an optional number (`mapping3`). Kept in parts, not as text, so error values that
+/// carry a path stay small.
+///
+/// `Display` prints the path; [`as_c_str`](Self::as_c_str) puts it, NUL-terminated, into a
+/// fixed buffer for a syscall. `..` after the root is resolved by the kernel in the directory
+/// the root's link points to, which is how the ancestors of a device are reached without
+/// resolving any link ourselves.
+///
+/// ```
+/// use pmem2_source::DeviceNumber;
+/// use pmem2_source::sysfs::{SysfsPath, SysfsRoot};
+///
+/// let dax = SysfsRoot::CharDevice(DeviceNumber::from_raw(0xfc00));
+/// let path = SysfsPath::new(dax, "dax_region/align").up(1);
+/// assert_eq!(path.to_string(), "/sys/dev/char/252:0/../dax_region/align");
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SysfsPath {
+    root: SysfsRoot,
+    ups: u8,
+    prefix: &'static str,
+    attribute: &'static str,
+    index: Option<u16>,
+}
+
+impl SysfsPath {
+    /// `root/attribute` (the attribute may contain `/`).
+    pub const fn new(root: SysfsRoot, attribute: &'static str) -> SysfsPath {
+        SysfsPath {
+            root,
+            ups: 0,
+            prefix: "",
+            attribute,
+            index: None,
+        }
+    }
+
+    /// `/sys/dev/char/M:m/subsystem`, the link whose target names a device's subsystem.
+    pub const fn char_subsystem(device: DeviceNumber) -> SysfsPath {
+        SysfsPath::new(SysfsRoot::CharDevice(device), "subsystem")
+    }
+
+    /// The same attribute `ups` directories further up (`../` × `ups` after the root).
+    pub fn up(self, ups: u8) -> SysfsPath {
+        SysfsPath { ups, ..self }
+    }
+
+    /// The same attribute below `prefix` (e.g. `device/`), after the `../` steps.
+    pub fn below(self, prefix: &'static str) -> SysfsPath {
+        SysfsPath { prefix, ..self }
+    }
+
+    /// The attribute name followed by `index` (`mapping` → `mapping3`).
+    pub fn indexed(self, index: u16) -> SysfsPath {
+        SysfsPath {
+            index: Some(index),
+            ..self
+        }
+    }
+
+    /// Where the path starts.
+    pub fn root(&self) -> &SysfsRoot {
+        &self.root
     }
 
     /// Writes the path with its NUL terminator into `buf` (a fixed buffer, normally on the
     /// caller's stack) and returns it as a C string for a syscall.
     ///
-    /// Fails with `ENAMETOOLONG` if it does not fit, which no attribute this crate uses can
-    /// cause (the unit tests format the longest possible device number).
+    /// Fails with `ENAMETOOLONG` if it does not fit, which no path this crate builds can cause
+    /// (the unit tests format the longest one).
     pub fn as_c_str<'b>(&self, buf: &'b mut PathBuffer) -> Result<&'b CStr, Errno> {
         buf.clear();
         write!(buf, "{self}\0").map_err(|_| Errno::ENAMETOOLONG)?;
@@ -108,10 +180,160 @@ impl CharDevicePath {
     }
 }
 
-impl fmt::Display for CharDevicePath {
+impl fmt::Display for SysfsPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{CHAR_DEVICE_DIR}/{}/{}", self.device, self.attribute)
+        write!(f, "{}/", self.root)?;
+        for _ in 0..self.ups {
+            f.write_str("../")?;
+        }
+        write!(f, "{}{}", self.prefix, self.attribute)?;
+        if let Some(index) = self.index {
+            write!(f, "{index}")?;
+        }
+        Ok(())
     }
+}
+
+/// Which step of reading a sysfs attribute failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SysfsOperation {
+    /// Opening it (`ENOENT`: no such attribute).
+    Open,
+    /// Reading it.
+    Read,
+    /// Reading the link (for `subsystem`).
+    Readlink,
+}
+
+impl fmt::Display for SysfsOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SysfsOperation::Open => "open",
+            SysfsOperation::Read => "read",
+            SysfsOperation::Readlink => "readlink",
+        })
+    }
+}
+
+/// A failed read of a sysfs attribute: which path, which step, what the kernel said.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SysfsFailure {
+    /// The attribute.
+    pub path: SysfsPath,
+    /// The step that failed.
+    pub operation: SysfsOperation,
+    /// What the kernel said.
+    pub errno: Errno,
+}
+
+impl fmt::Display for SysfsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} \"{}\": {}", self.operation, self.path, self.errno)
+    }
+}
+
+/// Reads the attribute at `path` into `buf` with open, read (until the end of the file or a
+/// full buffer) and close, and returns what was read. A file longer than the buffer comes
+/// back cut, which every parser here rejects.
+pub fn read_attribute<'b, S: Syscalls + ?Sized>(
+    sys: &S,
+    path: &SysfsPath,
+    buf: &'b mut [u8; ATTRIBUTE_CAPACITY],
+) -> Result<&'b [u8], SysfsFailure> {
+    let failure = |operation, errno| SysfsFailure {
+        path: path.clone(),
+        operation,
+        errno,
+    };
+    let mut path_buffer = PathBuffer::new();
+    let c_path = path
+        .as_c_str(&mut path_buffer)
+        .map_err(|errno| failure(SysfsOperation::Open, errno))?;
+    let fd = sys
+        .open_read_only(c_path)
+        .map_err(|errno| failure(SysfsOperation::Open, errno))?;
+    let mut filled = 0;
+    let outcome = loop {
+        let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {
+            break Ok(());
+        };
+        match sys.read(fd, rest) {
+            Ok(0) => break Ok(()),
+            // A backend claiming more than it was given is treated as having filled it.
+            Ok(n) => filled = filled.saturating_add(n).min(ATTRIBUTE_CAPACITY),
+            Err(Errno::EINTR) => {}
+            Err(errno) => break Err(failure(SysfsOperation::Read, errno)),
+        }
+    };
+    // Nothing to do about a failed close of a read-only sysfs file.
+    let _ = sys.close(fd);
+    outcome?;
+    Ok(buf.get(..filled).unwrap_or_default())
+}
+
+/// A decimal number followed by exactly one newline (`"262144000\n"`), as sysfs prints an
+/// unsigned attribute. No sign, no spaces, no leading `+`, no overflow.
+///
+/// ```
+/// use pmem2_source::sysfs::parse_decimal;
+///
+/// assert_eq!(parse_decimal(b"2097152\n"), Some(2097152));
+/// assert_eq!(parse_decimal(b"2097152"), None);     // no newline
+/// assert_eq!(parse_decimal(b"12abc\n"), None);
+/// assert_eq!(parse_decimal(b"-1\n"), None);
+/// assert_eq!(parse_decimal(b"18446744073709551616\n"), None); // 2^64
+/// ```
+pub fn parse_decimal(text: &[u8]) -> Option<u64> {
+    let digits = text.strip_suffix(b"\n")?;
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, &byte| {
+        let digit = match byte {
+            b'0'..=b'9' => u64::from(byte - b'0'),
+            _ => return None,
+        };
+        value.checked_mul(10)?.checked_add(digit)
+    })
+}
+
+/// Like [`parse_decimal`], with an optional leading `-` (`numa_node` is `-1` when the
+/// device has no NUMA affinity).
+///
+/// ```
+/// use pmem2_source::sysfs::parse_signed_decimal;
+///
+/// assert_eq!(parse_signed_decimal(b"-1\n"), Some(-1));
+/// assert_eq!(parse_signed_decimal(b"3\n"), Some(3));
+/// assert_eq!(parse_signed_decimal(b"--1\n"), None);
+/// ```
+pub fn parse_signed_decimal(text: &[u8]) -> Option<i64> {
+    match text.strip_prefix(b"-") {
+        Some(magnitude) => {
+            let value = parse_decimal(magnitude)?;
+            0i64.checked_sub_unsigned(value)
+        }
+        None => i64::try_from(parse_decimal(text)?).ok(),
+    }
+}
+
+/// One line of printable ASCII (no spaces) and its newline, as in a DIMM's `nfit/id`
+/// (`"8089-a2-1740-00000539\n"`); returns the line without the newline.
+pub fn parse_word_line(text: &[u8]) -> Option<&[u8]> {
+    let word = text.strip_suffix(b"\n")?;
+    (!word.is_empty() && word.iter().all(u8::is_ascii_graphic)).then_some(word)
+}
+
+/// The DIMM named by a region's `mappingN` attribute (`"nmem0,0,268435456,0\n"`: DIMM, offset,
+/// length, position): the text before the first comma, which must be a plausible sysfs name
+/// (letters, digits, `.`, `_`, `-`) of at most [`SysfsText::CAPACITY`] bytes.
+pub fn parse_mapping_dimm(text: &[u8]) -> Option<&[u8]> {
+    let line = parse_word_line(text)?;
+    let name = line.split(|&byte| byte == b',').next()?;
+    let plausible = |byte: &u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
+    let fits = name.len() <= SysfsText::CAPACITY;
+    (!name.is_empty() && fits && name.len() < line.len() && name.iter().all(plausible))
+        .then_some(name)
 }
 
 /// What a `subsystem` link target says about the device.
@@ -171,23 +393,23 @@ pub fn last_component(path: &[u8]) -> &[u8] {
     }
 }
 
-/// A subsystem name kept inside an error value: at most [`SubsystemName::CAPACITY`] bytes of
-/// the last component of a link target; `Display` escapes anything that is not printable
-/// ASCII and marks a cut with `...`.
+/// A short piece of sysfs text kept inside an error value or a path (a subsystem name, a
+/// malformed attribute, a DIMM name): at most [`SysfsText::CAPACITY`] bytes; `Display`
+/// escapes anything that is not printable ASCII and marks a cut with `...`.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct SubsystemName {
-    bytes: heapless::Vec<u8, { SubsystemName::CAPACITY }>,
+pub struct SysfsText {
+    bytes: heapless::Vec<u8, { SysfsText::CAPACITY }, u8>,
     truncated: bool,
 }
 
-impl SubsystemName {
+impl SysfsText {
     /// How many bytes of the name are kept.
-    pub const CAPACITY: usize = 32;
+    pub const CAPACITY: usize = 24;
 
     /// Keeps the first [`CAPACITY`](Self::CAPACITY) bytes of `name`.
-    pub fn new(name: &[u8]) -> SubsystemName {
+    pub fn new(name: &[u8]) -> SysfsText {
         let kept = name.get(..Self::CAPACITY).unwrap_or(name);
-        SubsystemName {
+        SysfsText {
             bytes: heapless::Vec::from_slice(kept).unwrap_or_default(),
             truncated: kept.len() < name.len(),
         }
@@ -199,7 +421,7 @@ impl SubsystemName {
     }
 }
 
-impl fmt::Display for SubsystemName {
+impl fmt::Display for SysfsText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.bytes.escape_ascii())?;
         if self.truncated {
@@ -236,22 +458,111 @@ mod tests {
     }
 
     #[test]
-    fn longest_path_fits_the_buffer() {
-        let path = CharDevicePath::subsystem(DeviceNumber::from_raw(u64::MAX));
+    fn longest_paths_fit_the_buffer() {
+        let huge = DeviceNumber::from_raw(u64::MAX);
         let mut buf = PathBuffer::new();
-        let c = path.as_c_str(&mut buf).expect("fits");
-        assert_eq!(c, c"/sys/dev/char/4294967295:4294967295/subsystem");
-        assert_eq!(c.to_bytes_with_nul().len(), 46);
+        let path = SysfsPath::char_subsystem(huge);
+        assert_eq!(
+            path.as_c_str(&mut buf),
+            Ok(c"/sys/dev/char/4294967295:4294967295/subsystem")
+        );
+        let longest = SysfsPath::new(SysfsRoot::BlockDevice(huge), "mapping")
+            .up(8)
+            .below("device/../")
+            .indexed(u16::MAX);
+        assert_eq!(
+            longest.as_c_str(&mut buf).map(|c| c.to_bytes().len()),
+            Ok(83)
+        );
+        let dimm = SysfsRoot::NdDevice(SysfsText::new(&[b'n'; SysfsText::CAPACITY]));
+        let path = SysfsPath::new(dimm, "nfit/dirty_shutdown");
+        assert!(path.as_c_str(&mut buf).is_ok());
+        // Far more steps up than the crate ever takes do not fit, and say so.
+        let absurd = SysfsPath::new(SysfsRoot::CharDevice(huge), "x").up(40);
+        assert_eq!(absurd.as_c_str(&mut buf), Err(Errno::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn paths_print_like_sysfs() {
+        let null = DeviceNumber::from_raw(libc::makedev(1, 3));
+        assert_eq!(
+            SysfsPath::char_subsystem(null).to_string(),
+            "/sys/dev/char/1:3/subsystem"
+        );
+        let path = SysfsPath::new(SysfsRoot::BlockDevice(null), "numa_node")
+            .up(2)
+            .below("device/");
         assert_eq!(
             path.to_string(),
-            "/sys/dev/char/4294967295:4294967295/subsystem"
+            "/sys/dev/block/1:3/../../device/numa_node"
+        );
+        let path = SysfsPath::new(SysfsRoot::CharDevice(null), "mapping").indexed(12);
+        assert_eq!(path.to_string(), "/sys/dev/char/1:3/mapping12");
+        let dimm = SysfsRoot::NdDevice(SysfsText::new(b"nmem0"));
+        assert_eq!(
+            SysfsPath::new(dimm, "nfit/id").to_string(),
+            "/sys/bus/nd/devices/nmem0/nfit/id"
         );
     }
 
     #[test]
-    fn null_device_path() {
-        let path = CharDevicePath::subsystem(DeviceNumber::from_raw(libc::makedev(1, 3)));
-        assert_eq!(path.to_string(), "/sys/dev/char/1:3/subsystem");
+    fn decimal_numbers() {
+        let cases: [(&[u8], Option<u64>); 14] = [
+            (b"0\n", Some(0)),
+            (b"4096\n", Some(4096)),
+            (b"007\n", Some(7)),
+            (b"18446744073709551615\n", Some(u64::MAX)),
+            (b"18446744073709551616\n", None),
+            (b"99999999999999999999\n", None),
+            (b"", None),
+            (b"\n", None),
+            (b"12", None),
+            (b"12\n\n", None),
+            (b"12abc\n", None),
+            (b" 12\n", None),
+            (b"+12\n", None),
+            (b"-12\n", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                parse_decimal(text),
+                expected,
+                "{:?}",
+                text.escape_ascii().to_string()
+            );
+        }
+        assert_eq!(parse_signed_decimal(b"-1\n"), Some(-1));
+        assert_eq!(
+            parse_signed_decimal(b"-9223372036854775808\n"),
+            Some(i64::MIN)
+        );
+        assert_eq!(parse_signed_decimal(b"-9223372036854775809\n"), None);
+        assert_eq!(parse_signed_decimal(b"9223372036854775808\n"), None);
+        assert_eq!(parse_signed_decimal(b"-\n"), None);
+        assert_eq!(parse_signed_decimal(b"--1\n"), None);
+    }
+
+    #[test]
+    fn words_and_mappings() {
+        assert_eq!(
+            parse_word_line(b"8089-a2-1740-00000539\n"),
+            Some(&b"8089-a2-1740-00000539"[..])
+        );
+        assert_eq!(parse_word_line(b"a b\n"), None);
+        assert_eq!(parse_word_line(b"\n"), None);
+        assert_eq!(parse_word_line(b"abc"), None);
+        assert_eq!(
+            parse_mapping_dimm(b"nmem0,0,268435456,0\n"),
+            Some(&b"nmem0"[..])
+        );
+        assert_eq!(parse_mapping_dimm(b"nmem12,0,1,0\n"), Some(&b"nmem12"[..]));
+        assert_eq!(parse_mapping_dimm(b"nmem0\n"), None, "no fields");
+        assert_eq!(parse_mapping_dimm(b",0,1,0\n"), None);
+        assert_eq!(
+            parse_mapping_dimm(b"../x,0,1,0\n"),
+            None,
+            "not a plain name"
+        );
     }
 
     #[test]
@@ -290,14 +601,11 @@ mod tests {
 
     #[test]
     fn subsystem_names_are_escaped_and_bounded() {
-        assert_eq!(SubsystemName::new(b"mem").to_string(), "mem");
-        assert_eq!(
-            SubsystemName::new(b"a\"b\n\xff").to_string(),
-            "a\\\"b\\n\\xff"
-        );
+        assert_eq!(SysfsText::new(b"mem").to_string(), "mem");
+        assert_eq!(SysfsText::new(b"a\"b\n\xff").to_string(), "a\\\"b\\n\\xff");
         let long = [b'x'; 40];
-        let name = SubsystemName::new(&long);
-        assert_eq!(name.as_bytes().len(), SubsystemName::CAPACITY);
+        let name = SysfsText::new(&long);
+        assert_eq!(name.as_bytes().len(), SysfsText::CAPACITY);
         assert!(name.to_string().ends_with("xx..."));
     }
 }

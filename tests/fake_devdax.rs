@@ -28,7 +28,7 @@ use common::fake_sysfs::{
 };
 use common::{CountingLinux, libc_fstat};
 use pmem2_source::codes::PMEM2_E_INVALID_FILE_TYPE;
-use pmem2_source::sysfs::{LINK_TARGET_CAPACITY, SubsystemName};
+use pmem2_source::sysfs::{LINK_TARGET_CAPACITY, SysfsText};
 use pmem2_source::{DeviceNumber, Errno, Error, FileType, Source};
 
 fn null_device() -> DeviceNumber {
@@ -49,7 +49,7 @@ fn not_dax(subsystem: &str) -> Expect {
     Expect::Failure {
         error: Error::NotDeviceDax {
             device: null_device(),
-            subsystem: SubsystemName::new(subsystem.as_bytes()),
+            subsystem: SysfsText::new(subsystem.as_bytes()),
         },
         code: PMEM2_E_INVALID_FILE_TYPE,
         message: format!(

@@ -23,7 +23,7 @@ use pmem2_source::codes::{
     PMEM2_E_FILE_DESCRIPTOR_NOT_SET, PMEM2_E_INVALID_FILE_HANDLE, PMEM2_E_INVALID_FILE_TYPE,
 };
 use pmem2_source::sys::{FileStat, Linux, Syscalls};
-use pmem2_source::sysfs::SubsystemName;
+use pmem2_source::sysfs::SysfsText;
 use pmem2_source::{
     CountingAlloc, DeviceNumber, Errno, Error, FailingAlloc, FileType, Global, Source, SourceBox,
     SourceKind, StaticPool,
@@ -70,7 +70,7 @@ fn assert_source(case: &str, fd: RawFd, file_type: FileType) -> Source {
 fn not_dax(major: u32, minor: u32, subsystem: &str) -> Error {
     Error::NotDeviceDax {
         device: DeviceNumber::from_raw(libc::makedev(major, minor)),
-        subsystem: SubsystemName::new(subsystem.as_bytes()),
+        subsystem: SysfsText::new(subsystem.as_bytes()),
     }
 }
 

@@ -12,8 +12,11 @@
 
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
+use core::ptr::NonNull;
 
-use linux_raw_sys::general::{AT_FDCWD, F_GETFL, stat};
+use linux_raw_sys::general::{
+    AT_FDCWD, F_GETFL, MAP_SHARED, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE, stat,
+};
 
 use super::{FileStat, Syscalls};
 use crate::error::Errno;
@@ -74,16 +77,112 @@ impl Syscalls for Linux {
         // SAFETY: `path` is NUL-terminated and `buf` is writable for `buf.len()` bytes; the
         // kernel writes at most that many and does not keep either pointer.
         let ret = unsafe {
-            sc::syscall!(
-                READLINKAT,
-                AT_FDCWD,
-                path.as_ptr(),
-                buf.as_mut_ptr(),
-                buf.len()
-            )
+            sc::syscall!(READLINKAT, AT_FDCWD, path.as_ptr(), buf.as_mut_ptr(), buf.len())
         };
         decode(ret)
     }
+
+    fn open_read_only(&self, path: &CStr) -> Result<i32, Errno> {
+        // SAFETY: `path` is NUL-terminated and only read during the call.
+        let ret = unsafe { sc::syscall!(OPENAT, AT_FDCWD, path.as_ptr(), O_RDONLY | O_CLOEXEC) };
+        // A descriptor is a small non-negative int.
+        decode(ret).map(|fd| fd as i32)
+    }
+
+    fn read(&self, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
+        let ret = unsafe { sc::syscall!(READ, fd, buf.as_mut_ptr(), buf.len()) };
+        decode(ret)
+    }
+
+    fn close(&self, fd: i32) -> Result<(), Errno> {
+        // SAFETY: closing a descriptor touches no memory of ours.
+        let ret = unsafe { sc::syscall!(CLOSE, fd) };
+        decode(ret).map(drop)
+    }
+
+    fn pread(&self, fd: i32, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        // SAFETY: `buf` is writable for `buf.len()` bytes during the call. On the 64-bit
+        // architectures this backend serves, the offset is one register.
+        let ret = unsafe { sc::syscall!(PREAD64, fd, buf.as_mut_ptr(), buf.len(), offset) };
+        decode(ret)
+    }
+
+    fn pwrite(&self, fd: i32, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        // SAFETY: `buf` is readable for `buf.len()` bytes during the call; see `pread`.
+        let ret = unsafe { sc::syscall!(PWRITE64, fd, buf.as_ptr(), buf.len(), offset) };
+        decode(ret)
+    }
+
+    fn page_size(&self) -> Result<usize, Errno> {
+        page_size()
+    }
+
+    fn map_shared(
+        &self,
+        fd: i32,
+        offset: u64,
+        len: usize,
+        writable: bool,
+    ) -> Result<NonNull<u8>, Errno> {
+        let protection = if writable { PROT_READ | PROT_WRITE } else { PROT_READ };
+        // SAFETY: a new mapping at an address the kernel picks (NULL hint) cannot overlap
+        // any memory Rust knows about; nothing is read or written here.
+        let ret = unsafe { sc::syscall!(MMAP, 0usize, len, protection, MAP_SHARED, fd, offset) };
+        let addr = decode(ret)?;
+        NonNull::new(addr as *mut u8).ok_or(Errno::EFAULT)
+    }
+
+    unsafe fn unmap(&self, addr: NonNull<u8>, len: usize) -> Result<(), Errno> {
+        // SAFETY: the caller guarantees `addr`/`len` are a mapping of ours nobody uses now.
+        let ret = unsafe { sc::syscall!(MUNMAP, addr.as_ptr(), len) };
+        decode(ret).map(drop)
+    }
+}
+
+/// The base page size. x86_64 and riscv64 Linux have exactly one, 4 KiB; aarch64 kernels are
+/// built with 4, 16 or 64 KiB pages, so there it is `AT_PAGESZ` from `/proc/self/auxv`.
+fn page_size() -> Result<usize, Errno> {
+    if cfg!(any(target_arch = "x86_64", target_arch = "riscv64")) {
+        Ok(4096)
+    } else {
+        page_size_from_auxv(&Linux)
+    }
+}
+
+/// `AT_PAGESZ` from the auxiliary vector in `/proc/self/auxv`.
+fn page_size_from_auxv(sys: &Linux) -> Result<usize, Errno> {
+    /// `AT_PAGESZ` in `<linux/auxvec.h>` (the same on every architecture).
+    const AT_PAGESZ: usize = 6;
+    const ENTRY: usize = 2 * size_of::<usize>();
+    let fd = sys.open_read_only(c"/proc/self/auxv")?;
+    let mut entry = [0u8; ENTRY];
+    let found = loop {
+        match read_exactly(sys, fd, &mut entry) {
+            Ok(true) => {}
+            Ok(false) => break Err(Errno::ENOENT),
+            Err(errno) => break Err(errno),
+        }
+        let (key, value) = entry.split_at(size_of::<usize>());
+        let word = |bytes: &[u8]| bytes.try_into().map(usize::from_ne_bytes).unwrap_or(0);
+        if word(key) == AT_PAGESZ {
+            break Ok(word(value));
+        }
+    };
+    let _ = sys.close(fd);
+    found
+}
+
+/// Fills `buf` from `fd`: `Ok(true)` when full, `Ok(false)` at the end of the file.
+fn read_exactly(sys: &Linux, fd: i32, buf: &mut [u8]) -> Result<bool, Errno> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        match sys.read(fd, rest)? {
+            0 => return Ok(false),
+            n => filled += n,
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -95,9 +194,58 @@ mod tests {
 
     #[test]
     fn syscall_numbers_match_libc() {
-        assert_eq!(sc::nr::FCNTL, libc::SYS_fcntl as usize);
-        assert_eq!(sc::nr::FSTAT, libc::SYS_fstat as usize);
-        assert_eq!(sc::nr::READLINKAT, libc::SYS_readlinkat as usize);
+        let pairs = [
+            (sc::nr::FCNTL, libc::SYS_fcntl),
+            (sc::nr::FSTAT, libc::SYS_fstat),
+            (sc::nr::READLINKAT, libc::SYS_readlinkat),
+            (sc::nr::OPENAT, libc::SYS_openat),
+            (sc::nr::READ, libc::SYS_read),
+            (sc::nr::CLOSE, libc::SYS_close),
+            (sc::nr::PREAD64, libc::SYS_pread64),
+            (sc::nr::PWRITE64, libc::SYS_pwrite64),
+            (sc::nr::MMAP, libc::SYS_mmap),
+            (sc::nr::MUNMAP, libc::SYS_munmap),
+        ];
+        for (ours, theirs) in pairs {
+            assert_eq!(ours, theirs as usize);
+        }
+    }
+
+    #[test]
+    fn page_size_matches_sysconf() {
+        // SAFETY: sysconf has no preconditions.
+        let expected = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        assert_eq!(Linux.page_size(), Ok(expected));
+        assert_eq!(page_size_from_auxv(&Linux), Ok(expected));
+    }
+
+    #[test]
+    fn file_io_round_trip() {
+        let dir = std::env::temp_dir().join(std::format!("pmem2-source-linux-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("data");
+        std::fs::write(&path, b"0123456789").expect("write");
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+        let fd = Linux.open_read_only(&c_path).expect("open");
+        let mut buf = [0u8; 4];
+        assert_eq!(Linux.read(fd, &mut buf), Ok(4));
+        assert_eq!(&buf, b"0123");
+        assert_eq!(Linux.pread(fd, &mut buf, 6), Ok(4));
+        assert_eq!(&buf, b"6789");
+        assert_eq!(Linux.pwrite(fd, b"x", 0), Err(Errno::EBADF), "opened read-only");
+        assert_eq!(Linux.close(fd), Ok(()));
+        assert_eq!(Linux.close(fd), Err(Errno::EBADF));
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).expect("open");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        assert_eq!(Linux.pwrite(fd, b"ab", 2), Ok(2));
+        let map = Linux.map_shared(fd, 0, 10, true).expect("mmap");
+        // SAFETY: the mapping is 10 readable bytes of the file and lives until unmap.
+        let mapped = unsafe { core::slice::from_raw_parts(map.as_ptr(), 10) };
+        assert_eq!(mapped, b"01ab456789");
+        // SAFETY: the mapping is not used after this.
+        assert_eq!(unsafe { Linux.unmap(map, 10) }, Ok(()));
+        assert_eq!(Linux.map_shared(fd, 1, 10, false), Err(Errno::EINVAL), "unaligned offset");
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

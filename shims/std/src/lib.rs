@@ -46,7 +46,11 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-pub use pmem2_source::{DeviceNumber, Errno, FileType, SourceKind, codes};
+pub use pmem2_source::{DeviceNumber, Errno, FileType, IoDirection, SourceKind, codes};
+
+#[allow(unsafe_code)] // sysconf, and the signal-handling copy for Device DAX I/O
+mod backend;
+pub use backend::StdSyscalls;
 
 /// A data source that borrows its descriptor for `'fd` (anonymous sources are
 /// `Source<'static>`).
@@ -130,6 +134,55 @@ impl<'fd> Source<'fd> {
     /// The core source inside (plain data; it does not carry the borrow).
     pub fn as_core(&self) -> &pmem2_source::Source {
         &self.inner
+    }
+
+    /// `pmem2_source_size`: the size in bytes (anonymous: the size given; regular file:
+    /// `st_size` now; Device DAX: its sysfs `size`).
+    ///
+    /// ```
+    /// let file = std::fs::File::open("Cargo.toml")?;
+    /// let source = pmem2_source_std::Source::try_from(&file)?;
+    /// assert_eq!(source.size()?, file.metadata()?.len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn size(&self) -> Result<u64, Error> {
+        Ok(self.inner.size_with(&StdSyscalls)?)
+    }
+
+    /// `pmem2_source_alignment`: the page size, or a Device DAX's alignment.
+    pub fn alignment(&self) -> Result<usize, Error> {
+        Ok(self.inner.alignment_with(&StdSyscalls)?)
+    }
+
+    /// `pmem2_source_numa_node`: the NUMA node of the persistent memory behind the source.
+    pub fn numa_node(&self) -> Result<i32, Error> {
+        Ok(self.inner.numa_node_with(&StdSyscalls)?)
+    }
+
+    /// `pmem2_source_device_id`: the ids of the NVDIMMs behind the source, concatenated.
+    pub fn device_id(&self) -> Result<String, Error> {
+        let needed = self.inner.device_id_with(&StdSyscalls, None)?;
+        let mut id = vec![0u8; needed];
+        let written = self.inner.device_id_with(&StdSyscalls, Some(&mut id))?;
+        id.truncate(written.saturating_sub(1));
+        // The ids are checked to be printable ASCII.
+        Ok(String::from_utf8_lossy(&id).into_owned())
+    }
+
+    /// `pmem2_source_device_usc`: the sum of the unsafe-shutdown counts of its NVDIMMs.
+    pub fn device_usc(&self) -> Result<u64, Error> {
+        Ok(self.inner.device_usc_with(&StdSyscalls)?)
+    }
+
+    /// `pmem2_source_pread_mcsafe`: reads `buf.len()` bytes at `offset`; a bad block is an
+    /// error (`PMEM2_E_IO_FAIL`), not a crash.
+    pub fn pread_mcsafe(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
+        Ok(self.inner.pread_mcsafe_with(&StdSyscalls, buf, offset)?)
+    }
+
+    /// `pmem2_source_pwrite_mcsafe`: writes `buf` at `offset` (durably, for a Device DAX).
+    pub fn pwrite_mcsafe(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
+        Ok(self.inner.pwrite_mcsafe_with(&StdSyscalls, buf, offset)?)
     }
 }
 

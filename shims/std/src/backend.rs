@@ -1,0 +1,89 @@
+//! [`StdSyscalls`]: the core's raw-syscall Linux backend, completed with what needs the C
+//! library or process-wide state — the page size from `sysconf`, and the machine-check-safe
+//! copy through a Device DAX mapping.
+
+use std::ffi::CStr;
+use std::ptr::NonNull;
+
+use pmem2_source::Errno;
+use pmem2_source::sys::{FileStat, Linux, MappingCopyError, Syscalls};
+
+/// The Linux backend for std users (and the C ABI): [`Linux`]'s raw syscalls, the page size
+/// from `sysconf(_SC_PAGESIZE)`, and machine-check-safe copies for Device DAX I/O.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StdSyscalls;
+
+impl Syscalls for StdSyscalls {
+    fn fcntl_getfl(&self, fd: i32) -> Result<u32, Errno> {
+        Linux.fcntl_getfl(fd)
+    }
+
+    fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
+        Linux.fstat(fd)
+    }
+
+    fn readlink(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+        Linux.readlink(path, buf)
+    }
+
+    fn open_read_only(&self, path: &CStr) -> Result<i32, Errno> {
+        Linux.open_read_only(path)
+    }
+
+    fn read(&self, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+        Linux.read(fd, buf)
+    }
+
+    fn close(&self, fd: i32) -> Result<(), Errno> {
+        Linux.close(fd)
+    }
+
+    fn pread(&self, fd: i32, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        Linux.pread(fd, buf, offset)
+    }
+
+    fn pwrite(&self, fd: i32, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        Linux.pwrite(fd, buf, offset)
+    }
+
+    fn page_size(&self) -> Result<usize, Errno> {
+        // SAFETY: sysconf has no preconditions.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size).map_err(|_| {
+            Errno::from_raw(
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EINVAL),
+            )
+        })
+    }
+
+    fn map_shared(
+        &self,
+        fd: i32,
+        offset: u64,
+        len: usize,
+        writable: bool,
+    ) -> Result<NonNull<u8>, Errno> {
+        Linux.map_shared(fd, offset, len, writable)
+    }
+
+    unsafe fn unmap(&self, addr: NonNull<u8>, len: usize) -> Result<(), Errno> {
+        // SAFETY: the caller's guarantee is passed on unchanged.
+        unsafe { Linux.unmap(addr, len) }
+    }
+
+    unsafe fn copy_from_mapping(
+        &self,
+        dst: &mut [u8],
+        src: NonNull<u8>,
+    ) -> Result<(), MappingCopyError> {
+        let _ = (dst, src);
+        Err(MappingCopyError::Unsupported)
+    }
+
+    unsafe fn copy_to_mapping(&self, dst: NonNull<u8>, src: &[u8]) -> Result<(), MappingCopyError> {
+        let _ = (dst, src);
+        Err(MappingCopyError::Unsupported)
+    }
+}
