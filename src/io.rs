@@ -119,6 +119,9 @@ impl Source {
     }
 }
 
+/// How many `EINTR`s in one transfer are retried before `-EINTR` is returned.
+pub(crate) const MAX_INTERRUPTIONS: u32 = 64;
+
 /// `pread`/`pwrite` until the whole buffer is transferred.
 fn file_transfer<S: Syscalls + ?Sized>(
     sys: &S,
@@ -128,6 +131,7 @@ fn file_transfer<S: Syscalls + ?Sized>(
 ) -> Result<(), Error> {
     let direction = buffer.direction();
     let mut done = 0usize;
+    let mut interrupted = 0;
     while done < buffer.len() {
         let at = offset + done as u64;
         let result = match &mut buffer {
@@ -143,10 +147,249 @@ fn file_transfer<S: Syscalls + ?Sized>(
             }
             // A backend claiming more than it was given ends the loop, not memory safety.
             Ok(n) => done = done.saturating_add(n),
-            Err(Errno::EINTR) => {}
+            // Retried, but not forever: a backend that only ever says EINTR gets it reported.
+            Err(Errno::EINTR) if interrupted < MAX_INTERRUPTIONS => interrupted += 1,
             Err(Errno::EIO) => return Err(Error::IoFailed { direction }),
             Err(errno) => return Err(Error::Io { direction, errno }),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+
+    use super::*;
+    use crate::codes::*;
+    use crate::sys::scripted::{Call, ScriptedKernel};
+
+    fn assert_failure<T: core::fmt::Debug>(result: Result<T, Error>, code: i32, message: &str) {
+        let err = result.expect_err("expected a failure");
+        assert_eq!(
+            (err.code(), err.to_string().as_str()),
+            (code, message),
+            "{err:?}"
+        );
+    }
+
+    fn numbered(len: usize) -> std::vec::Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn anonymous_sources_have_no_io() {
+        let kernel = ScriptedKernel::regular_file();
+        let message = "operation doesn't support provided source type, only sources created from \
+                       file descriptor or file handle are supported";
+        assert_failure(
+            Source::anon(10).pread_mcsafe_with(&kernel, &mut [0; 4], 0),
+            PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED,
+            message,
+        );
+        assert_failure(
+            Source::anon(10).pwrite_mcsafe_with(&kernel, &[0; 4], 0),
+            PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED,
+            message,
+        );
+        assert!(kernel.calls().is_empty());
+    }
+
+    #[test]
+    fn regular_file_round_trip_over_short_transfers() {
+        let kernel = ScriptedKernel::regular_file()
+            .with_data(&numbered(100))
+            .with_max_transfer(7);
+        let file = Source::from_fd_with(&kernel, 3).expect("source");
+        let mut buf = [0u8; 50];
+        file.pread_mcsafe_with(&kernel, &mut buf, 25).expect("read");
+        assert_eq!(&buf[..], &numbered(100)[25..75]);
+        file.pwrite_mcsafe_with(&kernel, b"hello, persistent world", 77)
+            .expect("write");
+        assert_eq!(&kernel.data()[77..100], b"hello, persistent world");
+        let preads = kernel
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Pread { .. }))
+            .count();
+        assert_eq!(preads, 8, "50 bytes, 7 at a time");
+    }
+
+    #[test]
+    fn ranges_must_lie_within_the_source() {
+        let kernel = ScriptedKernel::regular_file().with_data(&numbered(100));
+        let file = Source::from_fd_with(&kernel, 3).expect("source");
+        assert_eq!(
+            file.pread_mcsafe_with(&kernel, &mut [], 100),
+            Ok(()),
+            "empty, at the end"
+        );
+        assert_eq!(
+            file.pread_mcsafe_with(&kernel, &mut [0; 100], 0),
+            Ok(()),
+            "all of it"
+        );
+        assert_failure(
+            file.pread_mcsafe_with(&kernel, &mut [0; 11], 90),
+            PMEM2_E_LENGTH_OUT_OF_RANGE,
+            "size of read 11 from offset 90 goes beyond the file length 10",
+        );
+        assert_failure(
+            file.pwrite_mcsafe_with(&kernel, &[0; 11], 90),
+            PMEM2_E_LENGTH_OUT_OF_RANGE,
+            "size of write 11 from offset 90 goes beyond the file length 10",
+        );
+        let mut untouched = [0xaa; 4];
+        assert_failure(
+            file.pread_mcsafe_with(&kernel, &mut untouched, 101),
+            PMEM2_E_LENGTH_OUT_OF_RANGE,
+            "offset 101 of read is beyond the end of the source (100 bytes)",
+        );
+        assert_eq!(untouched, [0xaa; 4]);
+        assert_failure(
+            file.pread_mcsafe_with(&kernel, &mut [], u64::MAX),
+            PMEM2_E_LENGTH_OUT_OF_RANGE,
+            "offset 18446744073709551615 of read is beyond the end of the source (100 bytes)",
+        );
+    }
+
+    #[test]
+    fn io_errors() {
+        let make = |errno| ScriptedKernel::regular_file().with_io_errno(errno);
+        let kernel = make(Errno::EIO);
+        let file = Source::from_fd_with(&kernel, 3).expect("source");
+        assert_failure(
+            file.pread_mcsafe_with(&kernel, &mut [0; 4], 0),
+            PMEM2_E_IO_FAIL,
+            "physical I/O error occurred on read operation, possible bad block",
+        );
+        assert_failure(
+            file.pwrite_mcsafe_with(&kernel, &[0; 4], 0),
+            PMEM2_E_IO_FAIL,
+            "physical I/O error occurred on write operation, possible bad block",
+        );
+        let kernel = make(Errno::EBADF);
+        assert_failure(
+            file.pwrite_mcsafe_with(&kernel, &[0; 4], 0),
+            -9,
+            "pwrite: Bad file descriptor",
+        );
+        // EINTR is retried, but a backend that only ever says EINTR does not hang us.
+        let kernel = make(Errno::EINTR);
+        assert_failure(
+            file.pread_mcsafe_with(&kernel, &mut [0; 4], 0),
+            -4,
+            "pread: Interrupted system call",
+        );
+        let attempts = kernel
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Pread { .. }))
+            .count();
+        assert_eq!(attempts as u32, MAX_INTERRUPTIONS + 1);
+    }
+
+    #[test]
+    fn a_file_that_shrank_ends_the_transfer() {
+        // fstat says 4096 bytes, but only 100 are there.
+        let kernel = ScriptedKernel::regular_file().with_data(&numbered(100));
+        let stat = kernel.fstat(3).expect("stat");
+        let kernel = kernel.with_fstat(Ok(FileStatExt::sized(stat, 4096)));
+        let file = Source::from_fd_with(&kernel, 3).expect("source");
+        assert_failure(
+            file.pread_mcsafe_with(&kernel, &mut [0; 200], 0),
+            PMEM2_E_LENGTH_OUT_OF_RANGE,
+            "the file ended at offset 100 during the read (it shrank meanwhile)",
+        );
+    }
+
+    trait FileStatExt {
+        fn sized(self, size: i64) -> Self;
+    }
+
+    impl FileStatExt for crate::sys::FileStat {
+        fn sized(self, size: i64) -> Self {
+            crate::sys::FileStat { size, ..self }
+        }
+    }
+
+    fn dax_kernel() -> ScriptedKernel {
+        ScriptedKernel::char_device(0xfc00)
+            .with_data(&numbered(4096))
+            .with_file("/sys/dev/char/252:0/size", b"4096\n")
+            .with_file("/sys/dev/char/252:0/align", b"2048\n")
+    }
+
+    #[test]
+    fn device_dax_maps_the_aligned_range() {
+        let kernel = dax_kernel();
+        let dax = Source::from_fd_with(&kernel, 3).expect("source");
+        let mut buf = [0u8; 20];
+        dax.pread_mcsafe_with(&kernel, &mut buf, 2040)
+            .expect("read across an alignment boundary");
+        assert_eq!(&buf[..], &numbered(4096)[2040..2060]);
+        let io: std::vec::Vec<Call> = kernel
+            .calls()
+            .into_iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    Call::Map { .. } | Call::CopyFromMapping { .. } | Call::Unmap { .. }
+                )
+            })
+            .collect();
+        assert_eq!(
+            io,
+            [
+                Call::Map {
+                    offset: 0,
+                    len: 4096,
+                    writable: false
+                },
+                Call::CopyFromMapping { len: 20 },
+                Call::Unmap { len: 4096 },
+            ]
+        );
+        dax.pwrite_mcsafe_with(&kernel, b"dax!", 2048)
+            .expect("write");
+        assert_eq!(&kernel.data()[2048..2052], b"dax!");
+        assert!(kernel.calls().contains(&Call::Map {
+            offset: 2048,
+            len: 2048,
+            writable: true
+        }));
+        assert_eq!(kernel.open_descriptors(), 0);
+    }
+
+    #[test]
+    fn device_dax_io_failures() {
+        let kernel = dax_kernel().with_copy(Err(MappingCopyError::MachineCheck));
+        let dax = Source::from_fd_with(&kernel, 3).expect("source");
+        assert_failure(
+            dax.pread_mcsafe_with(&kernel, &mut [0; 8], 0),
+            PMEM2_E_IO_FAIL,
+            "physical I/O error occurred, possible bad block",
+        );
+        assert!(
+            matches!(kernel.calls().last(), Some(Call::Unmap { .. })),
+            "unmapped after the fault"
+        );
+        let kernel = dax_kernel().with_copy(Err(MappingCopyError::Unsupported));
+        let err = dax
+            .pwrite_mcsafe_with(&kernel, &[0; 8], 0)
+            .expect_err("no safe copy");
+        assert_eq!(err, Error::NotSupported(Unsupported::MachineCheckSafeCopy));
+        assert_eq!(err.code(), PMEM2_E_NOSUPP);
+        let kernel = dax_kernel().with_map_errno(Errno::ENOMEM);
+        assert_failure(
+            dax.pread_mcsafe_with(&kernel, &mut [0; 8], 0),
+            -12,
+            "mmap: Cannot allocate memory",
+        );
+        // Nothing to copy: no mapping at all.
+        let kernel = dax_kernel();
+        assert_eq!(dax.pread_mcsafe_with(&kernel, &mut [], 10), Ok(()));
+        assert!(!kernel.calls().iter().any(|c| matches!(c, Call::Map { .. })));
+    }
 }

@@ -363,3 +363,415 @@ fn read_optional<S: Syscalls + ?Sized>(
         Err(err) => Err(err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+
+    use super::*;
+    use crate::codes::*;
+    use crate::sys::scripted::{FileScript, ScriptedKernel};
+
+    const DAX: u64 = 0xfc00; // 252:0
+    const DAX_DIR: &str = "/sys/dev/char/252:0";
+
+    fn dax_kernel() -> ScriptedKernel {
+        ScriptedKernel::char_device(DAX)
+    }
+
+    fn source(kernel: &ScriptedKernel) -> Source {
+        Source::from_fd_with(kernel, 3).expect("the scripted source")
+    }
+
+    fn attr(name: &str) -> std::string::String {
+        std::format!("{DAX_DIR}/{name}")
+    }
+
+    fn assert_failure<T: core::fmt::Debug>(result: Result<T, Error>, code: i32, message: &str) {
+        let err = result.expect_err("expected a failure");
+        assert_eq!(
+            (err.code(), err.to_string().as_str()),
+            (code, message),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn size_of_anonymous_and_regular_sources() {
+        let kernel = ScriptedKernel::regular_file().with_data(&[7; 1234]);
+        assert_eq!(
+            Source::anon(usize::MAX).size_with(&kernel),
+            Ok(usize::MAX as u64)
+        );
+        assert_eq!(source(&kernel).size_with(&kernel), Ok(1234));
+    }
+
+    #[test]
+    fn size_refetches_fstat_and_checks_the_file() {
+        let kernel = ScriptedKernel::regular_file();
+        let made = source(&kernel);
+        let moved = ScriptedKernel::regular_file().with_fstat(Ok(FileStat {
+            ino: 13,
+            ..kernel.fstat(3).expect("stat")
+        }));
+        assert_failure(
+            made.size_with(&moved),
+            PMEM2_E_INVALID_FILE_HANDLE,
+            "fd 3 now refers to a different file than when the source was created (its device \
+             or inode changed: the descriptor was closed and its number reused)",
+        );
+        let closed = ScriptedKernel::regular_file().with_fstat(Err(Errno::EBADF));
+        assert_failure(
+            made.size_with(&closed),
+            PMEM2_E_INVALID_FILE_HANDLE,
+            "fstat: Bad file descriptor",
+        );
+        let failing = ScriptedKernel::regular_file().with_fstat(Err(Errno::EIO));
+        assert_failure(made.size_with(&failing), -5, "fstat: Input/output error");
+        let negative = ScriptedKernel::regular_file().with_fstat(Ok(FileStat {
+            size: -1,
+            ..kernel.fstat(3).expect("stat")
+        }));
+        assert_failure(
+            made.size_with(&negative),
+            PMEM2_E_INVALID_FILE_HANDLE,
+            "kernel says size of regular file is negative (-1)",
+        );
+    }
+
+    #[test]
+    fn device_dax_size_from_sysfs() {
+        let kernel = dax_kernel().with_file(&attr("size"), b"262144000\n");
+        assert_eq!(source(&kernel).size_with(&kernel), Ok(262_144_000));
+        assert_eq!(kernel.open_descriptors(), 0, "the attribute was closed");
+    }
+
+    #[test]
+    fn malformed_device_dax_sizes() {
+        for (text, shown) in [
+            (&b"12abc\n"[..], "12abc\\n"),
+            (b"", ""),
+            (b"123", "123"),
+            (b"-1\n", "-1\\n"),
+            (b"18446744073709551616\n", "18446744073709551616\\n"),
+            (b"1\n\x00", "1\\n\\x00"),
+        ] {
+            let kernel = dax_kernel().with_file(&attr("size"), text);
+            let message = std::format!(
+                "invalid size in \"{DAX_DIR}/size\": \"{shown}\" is not a decimal number and a \
+                 newline"
+            );
+            assert_failure(
+                source(&kernel).size_with(&kernel),
+                PMEM2_E_INVALID_SIZE_FORMAT,
+                &message,
+            );
+            assert_eq!(kernel.open_descriptors(), 0);
+        }
+        // Longer than what is kept: cut, and marked so.
+        let kernel = dax_kernel().with_file(&attr("size"), &[b'9'; 40]);
+        let err = source(&kernel).size_with(&kernel).expect_err("too long");
+        assert!(
+            err.to_string().contains("999999999999999999999999...\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unreadable_device_dax_size() {
+        let kernel = dax_kernel();
+        let message = std::format!("open \"{DAX_DIR}/size\": No such file or directory");
+        assert_failure(source(&kernel).size_with(&kernel), -2, &message);
+        let kernel =
+            dax_kernel().with_file_script(&attr("size"), FileScript::ReadFails(Errno::EIO));
+        let message = std::format!("read \"{DAX_DIR}/size\": Input/output error");
+        assert_failure(source(&kernel).size_with(&kernel), -5, &message);
+        assert_eq!(
+            kernel.open_descriptors(),
+            0,
+            "closed after a failed read too"
+        );
+        let kernel =
+            dax_kernel().with_file_script(&attr("size"), FileScript::OpenFails(Errno::EACCES));
+        assert_eq!(
+            source(&kernel).size_with(&kernel).map_err(|e| e.code()),
+            Err(-13)
+        );
+    }
+
+    #[test]
+    fn alignment_of_pages() {
+        let kernel = ScriptedKernel::regular_file().with_page_size(Ok(16384));
+        assert_eq!(source(&kernel).alignment_with(&kernel), Ok(16384));
+        assert_eq!(Source::anon(1).alignment_with(&kernel), Ok(16384));
+        let kernel = ScriptedKernel::regular_file().with_page_size(Err(Errno::ENOSYS));
+        assert_failure(
+            Source::anon(1).alignment_with(&kernel),
+            -38,
+            "cannot find out the page size: Function not implemented",
+        );
+        let kernel = ScriptedKernel::regular_file().with_page_size(Ok(3000));
+        assert_failure(
+            Source::anon(1).alignment_with(&kernel),
+            PMEM2_E_INVALID_ALIGNMENT_VALUE,
+            "alignment (3000) has to be a power of two",
+        );
+    }
+
+    #[test]
+    fn device_dax_alignment_from_its_align_attribute() {
+        let kernel = dax_kernel().with_file(&attr("align"), b"2097152\n");
+        assert_eq!(source(&kernel).alignment_with(&kernel), Ok(2_097_152));
+        for (text, code, message) in [
+            (
+                &b"0\n"[..],
+                PMEM2_E_INVALID_ALIGNMENT_VALUE,
+                "alignment (0) has to be a power of two".to_string(),
+            ),
+            (
+                b"3\n",
+                PMEM2_E_INVALID_ALIGNMENT_VALUE,
+                "alignment (3) has to be a power of two".to_string(),
+            ),
+            (
+                b"2M\n",
+                PMEM2_E_INVALID_ALIGNMENT_FORMAT,
+                std::format!(
+                    "invalid alignment in \"{DAX_DIR}/align\": \"2M\\n\" is not a decimal number \
+                     and a newline"
+                ),
+            ),
+        ] {
+            let kernel = dax_kernel().with_file(&attr("align"), text);
+            assert_failure(source(&kernel).alignment_with(&kernel), code, &message);
+        }
+    }
+
+    #[test]
+    fn device_dax_alignment_falls_back_to_the_nearest_dax_region() {
+        for ups in 1..=MAX_ANCESTORS {
+            let region = std::format!("{DAX_DIR}/{}dax_region/align", "../".repeat(ups.into()));
+            let kernel = dax_kernel().with_file(&region, b"4096\n");
+            assert_eq!(
+                source(&kernel).alignment_with(&kernel),
+                Ok(4096),
+                "{region}"
+            );
+        }
+        // The nearest wins.
+        let kernel = dax_kernel()
+            .with_file(&attr("../../dax_region/align"), b"4096\n")
+            .with_file(&attr("../dax_region/align"), b"65536\n");
+        assert_eq!(source(&kernel).alignment_with(&kernel), Ok(65536));
+        // Too far up is not searched.
+        let too_far = std::format!("{DAX_DIR}/{}dax_region/align", "../".repeat(9));
+        let kernel = dax_kernel().with_file(&too_far, b"4096\n");
+        assert_failure(
+            source(&kernel).alignment_with(&kernel),
+            -2,
+            "cannot read the alignment of Device DAX 252:0: neither /sys/dev/char/252:0/align \
+             nor a dax_region/align in one of its 8 nearest ancestor directories exists",
+        );
+        // An unreadable own attribute is an error, not a reason to look elsewhere.
+        let kernel = dax_kernel()
+            .with_file_script(&attr("align"), FileScript::OpenFails(Errno::EACCES))
+            .with_file(&attr("../dax_region/align"), b"4096\n");
+        let message = std::format!("open \"{DAX_DIR}/align\": Permission denied");
+        assert_failure(source(&kernel).alignment_with(&kernel), -13, &message);
+    }
+
+    #[test]
+    fn numa_node_of_a_device_dax() {
+        let kernel = dax_kernel().with_file(&attr("numa_node"), b"1\n");
+        assert_eq!(source(&kernel).numa_node_with(&kernel), Ok(1));
+        let kernel = dax_kernel().with_file(&attr("numa_node"), b"-1\n");
+        assert_eq!(source(&kernel).numa_node_with(&kernel), Ok(-1));
+        let kernel = dax_kernel().with_file(&attr("../numa_node"), b"2\n");
+        assert_eq!(
+            source(&kernel).numa_node_with(&kernel),
+            Ok(2),
+            "the region's"
+        );
+        let kernel = dax_kernel();
+        assert_failure(
+            source(&kernel).numa_node_with(&kernel),
+            PMEM2_E_DAX_REGION_NOT_FOUND,
+            "unknown region",
+        );
+        let kernel = dax_kernel().with_file(&attr("numa_node"), b"2147483648\n");
+        let message =
+            std::format!("unexpected contents of \"{DAX_DIR}/numa_node\": \"2147483648\\n\"");
+        assert_failure(
+            source(&kernel).numa_node_with(&kernel),
+            PMEM2_E_INVALID_DEV_FORMAT,
+            &message,
+        );
+        assert_failure(
+            Source::anon(1).numa_node_with(&kernel),
+            PMEM2_E_NOSUPP,
+            "Anonymous sources are not bound to numa nodes.",
+        );
+    }
+
+    #[test]
+    fn numa_node_of_a_file_on_fsdax() {
+        let file = || ScriptedKernel::regular_file();
+        // A whole pmem disk: /sys/dev/block/8:1/device is the namespace.
+        let kernel = file()
+            .with_link(
+                "/sys/dev/block/8:1/device/subsystem",
+                Ok(b"../../../bus/nd"),
+            )
+            .with_file("/sys/dev/block/8:1/device/numa_node", b"0\n");
+        assert_eq!(source(&kernel).numa_node_with(&kernel), Ok(0));
+        // A partition: its parent has the device link.
+        let kernel = file()
+            .with_link(
+                "/sys/dev/block/8:1/../device/subsystem",
+                Ok(b"../../../bus/nd"),
+            )
+            .with_file("/sys/dev/block/8:1/../device/numa_node", b"1\n");
+        assert_eq!(source(&kernel).numa_node_with(&kernel), Ok(1));
+        // Not NVDIMM (virtio, NVMe, tmpfs with no block device at all): unknown region.
+        let virtio = file()
+            .with_link(
+                "/sys/dev/block/8:1/device/subsystem",
+                Ok(b"../../../bus/virtio"),
+            )
+            .with_file("/sys/dev/block/8:1/device/numa_node", b"0\n");
+        for kernel in [virtio, file()] {
+            assert_failure(
+                source(&kernel).numa_node_with(&kernel),
+                PMEM2_E_DAX_REGION_NOT_FOUND,
+                "unknown region",
+            );
+        }
+    }
+
+    /// A Device DAX whose region (two levels up) interleaves two DIMMs.
+    fn dax_with_region(ids: [&[u8]; 2], usc: [&[u8]; 2]) -> ScriptedKernel {
+        let mut kernel = dax_kernel()
+            .with_file(&attr("../../mappings"), b"2\n")
+            .with_file(&attr("../../mapping0"), b"nmem0,0,134217728,0\n")
+            .with_file(&attr("../../mapping1"), b"nmem1,0,134217728,1\n");
+        for (dimm, (id, usc)) in ["nmem0", "nmem1"].iter().zip(ids.iter().zip(usc)) {
+            let dir = std::format!("/sys/bus/nd/devices/{dimm}/nfit");
+            kernel = kernel.with_file(&std::format!("{dir}/id"), id);
+            kernel = kernel.with_file(&std::format!("{dir}/dirty_shutdown"), usc);
+        }
+        kernel
+    }
+
+    #[test]
+    fn device_id_length_protocol() {
+        let kernel = dax_with_region(
+            [b"8089-a2-1740-00000539\n", b"8089-a2-1740-0000053a\n"],
+            [b"1\n", b"2\n"],
+        );
+        let dax = source(&kernel);
+        assert_eq!(dax.device_id_with(&kernel, None), Ok(43));
+        let mut exact = [0xffu8; 43];
+        assert_eq!(dax.device_id_with(&kernel, Some(&mut exact)), Ok(43));
+        assert_eq!(&exact[..42], b"8089-a2-1740-000005398089-a2-1740-0000053a");
+        assert_eq!(exact[42], 0);
+        let mut short = [0xffu8; 42];
+        assert_failure(
+            dax.device_id_with(&kernel, Some(&mut short)),
+            PMEM2_E_BUFFER_TOO_SMALL,
+            "the buffer is too small: the device id needs 43 bytes",
+        );
+        assert!(short.iter().all(|&b| b == 0xff), "nothing written");
+        assert_eq!(dax.device_usc_with(&kernel), Ok(3));
+        assert_eq!(kernel.open_descriptors(), 0);
+    }
+
+    #[test]
+    fn device_id_and_usc_need_nvdimms() {
+        let kernel = dax_kernel();
+        let dax = source(&kernel);
+        assert_failure(
+            dax.device_id_with(&kernel, None),
+            PMEM2_E_NOSUPP,
+            "device id is not available for this source: no NVDIMM with an nfit/id backs it",
+        );
+        assert_failure(
+            dax.device_usc_with(&kernel),
+            PMEM2_E_NOSUPP,
+            "Unsafe shutdown count is not supported for this source",
+        );
+        assert_failure(
+            Source::anon(1).device_id_with(&kernel, None),
+            PMEM2_E_NOSUPP,
+            "Anonymous source does not have device id",
+        );
+        assert_failure(
+            Source::anon(1).device_usc_with(&kernel),
+            PMEM2_E_NOSUPP,
+            "Anonymous source does not support unsafe shutdown count",
+        );
+        // A region without NFIT DIMMs (e820 / memmap= pmem): no DIMMs, empty id, no shutdowns.
+        let kernel = dax_kernel().with_file(&attr("../mappings"), b"0\n");
+        let dax = source(&kernel);
+        assert_eq!(dax.device_id_with(&kernel, None), Ok(1));
+        assert_eq!(dax.device_usc_with(&kernel), Ok(0));
+        // A DIMM without the nfit attributes.
+        let kernel = dax_kernel()
+            .with_file(&attr("../mappings"), b"1\n")
+            .with_file(&attr("../mapping0"), b"nmem0,0,1,0\n");
+        let dax = source(&kernel);
+        assert_eq!(
+            dax.device_id_with(&kernel, None).map_err(|e| e.code()),
+            Err(PMEM2_E_NOSUPP)
+        );
+        assert_eq!(
+            dax.device_usc_with(&kernel).map_err(|e| e.code()),
+            Err(PMEM2_E_NOSUPP)
+        );
+    }
+
+    #[test]
+    fn malformed_region_attributes() {
+        let kernel = dax_kernel().with_file(&attr("../mappings"), b"x\n");
+        let message = std::format!("unexpected contents of \"{DAX_DIR}/../mappings\": \"x\\n\"");
+        assert_failure(
+            source(&kernel).device_usc_with(&kernel),
+            PMEM2_E_INVALID_DEV_FORMAT,
+            &message,
+        );
+        let kernel = dax_kernel()
+            .with_file(&attr("../mappings"), b"1\n")
+            .with_file(&attr("../mapping0"), b"../../etc,0,1,0\n");
+        assert_eq!(
+            source(&kernel)
+                .device_usc_with(&kernel)
+                .map_err(|e| e.code()),
+            Err(PMEM2_E_INVALID_DEV_FORMAT)
+        );
+        let kernel = dax_with_region([b"id0\n", b"id1\n"], [b"18446744073709551615\n", b"1\n"]);
+        let err = source(&kernel)
+            .device_usc_with(&kernel)
+            .expect_err("sum overflows");
+        assert_eq!(err.code(), PMEM2_E_INVALID_DEV_FORMAT);
+        let kernel = dax_with_region([b"id 0\n", b"id1\n"], [b"0\n", b"0\n"]);
+        assert_eq!(
+            source(&kernel)
+                .device_id_with(&kernel, None)
+                .map_err(|e| e.code()),
+            Err(PMEM2_E_INVALID_DEV_FORMAT)
+        );
+    }
+
+    #[test]
+    fn fsdax_region_is_the_namespace_parent() {
+        let kernel = ScriptedKernel::regular_file()
+            .with_link(
+                "/sys/dev/block/8:1/device/subsystem",
+                Ok(b"../../../bus/nd"),
+            )
+            .with_file("/sys/dev/block/8:1/device/../mappings", b"1\n")
+            .with_file("/sys/dev/block/8:1/device/../mapping0", b"nmem3,0,1,0\n")
+            .with_file("/sys/bus/nd/devices/nmem3/nfit/dirty_shutdown", b"7\n");
+        assert_eq!(source(&kernel).device_usc_with(&kernel), Ok(7));
+    }
+}

@@ -253,6 +253,7 @@ pub fn read_attribute<'b, S: Syscalls + ?Sized>(
         .open_read_only(c_path)
         .map_err(|errno| failure(SysfsOperation::Open, errno))?;
     let mut filled = 0;
+    let mut interrupted = 0;
     let outcome = loop {
         let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {
             break Ok(());
@@ -261,7 +262,7 @@ pub fn read_attribute<'b, S: Syscalls + ?Sized>(
             Ok(0) => break Ok(()),
             // A backend claiming more than it was given is treated as having filled it.
             Ok(n) => filled = filled.saturating_add(n).min(ATTRIBUTE_CAPACITY),
-            Err(Errno::EINTR) => {}
+            Err(Errno::EINTR) if interrupted < crate::io::MAX_INTERRUPTIONS => interrupted += 1,
             Err(errno) => break Err(failure(SysfsOperation::Read, errno)),
         }
     };

@@ -30,7 +30,7 @@ use crate::error::Errno;
 pub const MAX_SCRIPTED_LINK: usize = 512;
 
 /// How many calls the kernel remembers; later calls are answered but not recorded.
-pub const MAX_RECORDED_CALLS: usize = 64;
+pub const MAX_RECORDED_CALLS: usize = 128;
 
 /// How many sysfs files and links can be scripted (each).
 pub const MAX_SCRIPTED_PATHS: usize = 24;
