@@ -27,7 +27,10 @@ use common::fake_sysfs::{
     subsystem_link, subsystem_plain_file,
 };
 use common::{CountingLinux, libc_fstat};
-use pmem2_source::codes::PMEM2_E_INVALID_FILE_TYPE;
+use pmem2_source::codes::{
+    PMEM2_E_DAX_REGION_NOT_FOUND, PMEM2_E_INVALID_ALIGNMENT_FORMAT,
+    PMEM2_E_INVALID_ALIGNMENT_VALUE, PMEM2_E_INVALID_FILE_TYPE, PMEM2_E_INVALID_SIZE_FORMAT,
+};
 use pmem2_source::sysfs::{LINK_TARGET_CAPACITY, SysfsText};
 use pmem2_source::{DeviceNumber, Errno, Error, FileType, Source};
 
@@ -35,9 +38,18 @@ fn null_device() -> DeviceNumber {
     DeviceNumber::from_raw(libc::makedev(1, 3))
 }
 
+/// A query's answer: the value, or the code and message of the failure.
+type Answer<T> = Result<T, (i32, String)>;
+
 /// What a scenario must produce.
 enum Expect {
     DeviceDax,
+    /// A Device DAX, and what its sysfs-backed queries answer (SPEC §5).
+    Queries {
+        size: Answer<u64>,
+        alignment: Answer<usize>,
+        numa_node: Answer<i32>,
+    },
     Failure {
         error: Error,
         code: i32,
@@ -167,12 +179,133 @@ fn scenarios() -> Vec<Scenario<Expect>> {
         ),
         // EACCES (a `1:3` directory with mode 000) cannot be staged: root passes it with
         // CAP_DAC_OVERRIDE, and this test needs root. The scripted kernel covers EACCES.
+        Scenario::new(
+            "queries: size, align and numa_node attributes of the device",
+            |root| {
+                dax_with_attributes(root, &[("size", "262144000\n"), ("align", "2097152\n")])?;
+                fs::write(root.join("1:3/numa_node"), "0\n")
+            },
+            Expect::Queries {
+                size: Ok(262_144_000),
+                alignment: Ok(2_097_152),
+                numa_node: Ok(0),
+            },
+        ),
+        Scenario::new(
+            "queries: older kernels, dax_region/align in the parent directory",
+            |root| {
+                fs::create_dir_all(root.join("devices/region0/dax0.0/dax_region"))?;
+                fs::create_dir_all(root.join("bus/dax"))?;
+                let device = root.join("devices/region0/dax0.0/dax0.0");
+                fs::create_dir_all(&device)?;
+                symlink("../../../../bus/dax", device.join("subsystem"))?;
+                fs::write(device.join("size"), "4194304\n")?;
+                fs::write(
+                    root.join("devices/region0/dax0.0/dax_region/align"),
+                    "4096\n",
+                )?;
+                fs::write(root.join("devices/region0/numa_node"), "1\n")?;
+                symlink("devices/region0/dax0.0/dax0.0", root.join("1:3"))
+            },
+            Expect::Queries {
+                size: Ok(4_194_304),
+                alignment: Ok(4096),
+                numa_node: Ok(1),
+            },
+        ),
+        Scenario::new(
+            "queries: malformed size and alignment",
+            |root| dax_with_attributes(root, &[("size", "12abc\n"), ("align", "2M\n")]),
+            Expect::Queries {
+                size: Err((
+                    PMEM2_E_INVALID_SIZE_FORMAT,
+                    "invalid size in \"/sys/dev/char/1:3/size\": \"12abc\\n\" is not a decimal \
+                     number and a newline"
+                        .to_string(),
+                )),
+                alignment: Err((
+                    PMEM2_E_INVALID_ALIGNMENT_FORMAT,
+                    "invalid alignment in \"/sys/dev/char/1:3/align\": \"2M\\n\" is not a \
+                     decimal number and a newline"
+                        .to_string(),
+                )),
+                numa_node: Err((PMEM2_E_DAX_REGION_NOT_FOUND, "unknown region".to_string())),
+            },
+        ),
+        Scenario::new(
+            "queries: alignment not a power of two, no size attribute",
+            |root| dax_with_attributes(root, &[("align", "3000\n")]),
+            Expect::Queries {
+                size: Err((
+                    -libc::ENOENT,
+                    "open \"/sys/dev/char/1:3/size\": No such file or directory".to_string(),
+                )),
+                alignment: Err((
+                    PMEM2_E_INVALID_ALIGNMENT_VALUE,
+                    "alignment (3000) has to be a power of two".to_string(),
+                )),
+                numa_node: Err((PMEM2_E_DAX_REGION_NOT_FOUND, "unknown region".to_string())),
+            },
+        ),
+        Scenario::new(
+            "queries: no alignment anywhere",
+            |root| dax_with_attributes(root, &[("size", "4096\n")]),
+            Expect::Queries {
+                size: Ok(4096),
+                alignment: Err((
+                    -libc::ENOENT,
+                    "cannot read the alignment of Device DAX 1:3: neither \
+                     /sys/dev/char/1:3/align nor a dax_region/align in one of its 8 nearest \
+                     ancestor directories exists"
+                        .to_string(),
+                )),
+                numa_node: Err((PMEM2_E_DAX_REGION_NOT_FOUND, "unknown region".to_string())),
+            },
+        ),
     ]
+}
+
+/// `1:3` as a Device DAX (`subsystem -> ../bus/dax`, which resolves in the tmpfs) with these
+/// attribute files.
+fn dax_with_attributes(root: &std::path::Path, attributes: &[(&str, &str)]) -> std::io::Result<()> {
+    fs::create_dir_all(root.join("bus/dax"))?;
+    subsystem_link(root, "../bus/dax")?;
+    for (name, contents) in attributes {
+        fs::write(root.join("1:3").join(name), contents)?;
+    }
+    Ok(())
+}
+
+fn compare<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    got: Result<T, Error>,
+    want: &Answer<T>,
+) -> Result<(), String> {
+    let got = got.map_err(|err| (err.code(), err.to_string()));
+    if &got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, want {want:?}"))
+    }
 }
 
 /// Checks one answer against what the scenario expects.
 fn check(result: &Result<Source, Error>, expect: &Expect, null: &OwnedFd) -> Result<(), String> {
     match (expect, result) {
+        (
+            Expect::Queries {
+                size,
+                alignment,
+                numa_node,
+            },
+            _,
+        ) => {
+            check(result, &Expect::DeviceDax, null)?;
+            let source = result.as_ref().map_err(|err| err.to_string())?;
+            compare("size", source.size(), size)?;
+            compare("alignment", source.alignment(), alignment)?;
+            compare("numa_node", source.numa_node(), numa_node)
+        }
         (Expect::DeviceDax, Ok(source)) => {
             let st = libc_fstat(null.as_raw_fd());
             let got = (
