@@ -72,13 +72,18 @@ fn errno_error(what: &str) -> String {
 }
 
 fn mount_tmpfs(target: &CStr) -> Result<(), String> {
+    mount_tmpfs_with(target, libc::MS_NODEV)
+}
+
+/// A tmpfs at `target`, `MS_NOSUID | MS_NOEXEC` and the `extra` flags.
+fn mount_tmpfs_with(target: &CStr, extra: libc::c_ulong) -> Result<(), String> {
     // SAFETY: every pointer is a live NUL-terminated string for the duration of the call.
     let ret = unsafe {
         libc::mount(
             c"pmem2-fake-sysfs".as_ptr(),
             target.as_ptr(),
             c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            libc::MS_NOSUID | libc::MS_NOEXEC | extra,
             c"mode=0755".as_ptr().cast(),
         )
     };
@@ -200,11 +205,24 @@ fn on_fresh_tmpfs(
     build: &dyn Fn(&Path) -> io::Result<()>,
     check: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
-    mount_tmpfs(SYS_DEV_CHAR)?;
-    let outcome = build(Path::new("/sys/dev/char"))
-        .map_err(|e| format!("building the scenario: {e}"))
+    on_tmpfs_at(SYS_DEV_CHAR, false, build, check)
+}
+
+/// Mounts a fresh tmpfs over the directory `target` (in the private namespace; device nodes
+/// in it can be opened only if `devices`), lays it out with `build` (given `target`), runs
+/// `check`, unmounts.
+pub fn on_tmpfs_at(
+    target: &CStr,
+    devices: bool,
+    build: &dyn Fn(&Path) -> io::Result<()>,
+    check: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    mount_tmpfs_with(target, if devices { 0 } else { libc::MS_NODEV })?;
+    let root = Path::new(target.to_str().map_err(|e| format!("{target:?}: {e}"))?);
+    let outcome = build(root)
+        .map_err(|e| format!("building {}: {e}", root.display()))
         .and_then(|()| check());
-    let unmounted = umount(SYS_DEV_CHAR);
+    let unmounted = umount(target);
     outcome.and(unmounted)
 }
 

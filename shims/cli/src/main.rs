@@ -1,127 +1,120 @@
-//! `pmem2-source PATH…`: for each path, can it be a libpmem2 data source, and if not, why?
+//! `pmem2-source [--json] [PATH…]`: for each path, can it be a libpmem2 data source, and if
+//! not, why? With no path: the same for every Device DAX on the machine.
 //!
 //! Opens each path (read-write, falling back to read-only), creates a source from the
-//! descriptor exactly as `pmem2_source_from_fd` would, and prints one line per path. The exit
-//! status is 0 only if every path is usable.
+//! descriptor exactly as `pmem2_source_from_fd` would, asks it its size, alignment and NUMA
+//! node, and prints one line per path (text, or a JSON object with `--json`). The exit status
+//! is 0 only if every path is usable.
 
-use std::fs::{File, OpenOptions};
+mod inspect;
+mod listing;
+mod output;
+mod units;
+
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use pmem2_source_std::{Errno, Error, FileType, Source};
+
+use crate::inspect::inspect;
+use crate::listing::{DAX_BUS_DEVICES, Listing, Target, dax_devices};
+use crate::output::{Record, text_line};
 
 const AFTER_HELP: &str = "\
 Output, one line per PATH:
-  PATH: regular file on device MAJ:MIN, inode N (opened read-write)
-  PATH: Device DAX MAJ:MIN (opened read-only)
+  PATH: regular file on device MAJ:MIN, inode N (opened read-write), size SIZE, alignment SIZE
+  PATH: Device DAX MAJ:MIN (opened read-only), size SIZE, alignment SIZE, NUMA node N
   PATH: NAME (CODE): MESSAGE
-where NAME and CODE are libpmem2's error code (PMEM2_E_INVALID_FILE_TYPE (-100005), …)
-or -errno (ENOENT (-2), …), and MESSAGE says what was wrong.
+where SIZE is human-readable and exact: 6.3 KiB (6483 bytes), 2 MiB (2097152 bytes) (binary
+units; a decimal means rounded). NUMA node is left out when the source is on no NVDIMM
+region. NAME and CODE are libpmem2's error code (PMEM2_E_INVALID_FILE_TYPE (-100005), …) or
+-errno (ENOENT (-2), …), and MESSAGE says what was wrong. If the source was created but a
+query failed, that field reads `size: NAME (CODE): MESSAGE` (or alignment, NUMA node) and the
+path is not usable.
 
-Exit status: 0 if every PATH is usable, 1 if any is not, 2 on a usage error.";
+With --json, one JSON object per line instead:
+  {\"path\":\"README.md\",\"usable\":true,\"file_type\":\"regular\",\"device\":\"254:0\",
+   \"inode\":1234,\"access\":\"read-write\",\"size\":6483,\"alignment\":4096,\"numa_node\":null}
+  {\"path\":\"/tmp\",\"usable\":false,\"error\":{\"code\":-100005,
+   \"name\":\"PMEM2_E_INVALID_FILE_TYPE\",\"message\":\"…\"}}
+file_type is \"regular\" or \"devdax\"; device is the device holding a regular file, or the
+Device DAX itself; numa_node is null when unknown. A query that failed on a created source
+is null, with its error under \"errors\" ({\"size\":{\"code\":…,\"name\":…,\"message\":…}}, also
+\"alignment\", \"numa_node\"); \"errors\" is absent when none failed. An error's \"name\" is
+null for an unknown code. A path that is not UTF-8 has U+FFFD in \"path\" and its exact
+bytes in \"path_bytes\" (an array of numbers).
+
+With no PATH: every Device DAX listed in /sys/bus/dax/devices, opened as /dev/NAME (or
+/dev/char/MAJ:MIN if only that exists) and reported the same way; JSON objects also carry
+\"dax_device\":\"NAME\". If there is none, says so (with --json: on stderr) and exits 0.
+
+Exit status: 0 if every PATH (or listed device) is usable, or none is listed; 1 if any is
+not, or the listing failed; 2 on a usage error.";
 
 /// Tells whether each PATH can be a persistent-memory data source (libpmem2's
-/// pmem2_source_from_fd): a regular file or a Device DAX, and if not, why not.
+/// pmem2_source_from_fd): a regular file or a Device DAX, and if not, why not; with its size,
+/// alignment and NUMA node.
 #[derive(Parser, Debug)]
 #[command(name = "pmem2-source", version, about, after_help = AFTER_HELP)]
 struct Args {
+    /// One JSON object per line (JSON Lines) instead of text.
+    #[arg(long)]
+    json: bool,
+
     /// Files or devices to check; each is opened read-write, or read-only if that fails.
-    #[arg(required = true, value_name = "PATH")]
+    /// None: every Device DAX on the machine.
+    #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
 }
 
-/// How a path was opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Access {
-    ReadWrite,
-    ReadOnly,
-}
-
-/// What happened to one path.
-enum Outcome {
-    Usable { description: String, access: Access },
-    OpenFailed { errno: Errno },
-    Rejected(Error),
-}
-
-fn open(path: &Path) -> io::Result<(File, Access)> {
-    let mut options = OpenOptions::new();
-    // Never block on a FIFO, never become the controlling terminal of a tty.
-    options
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    match options.clone().write(true).open(path) {
-        Ok(file) => Ok((file, Access::ReadWrite)),
-        Err(_) => options.open(path).map(|file| (file, Access::ReadOnly)),
+/// What to check: the paths given, or the Device DAX devices listed; `Err` is the exit status
+/// when there is nothing to check.
+fn targets(args: &Args) -> Result<Vec<Target>, ExitCode> {
+    if !args.paths.is_empty() {
+        return Ok(args.paths.iter().cloned().map(Target::path).collect());
     }
-}
-
-fn inspect(path: &Path) -> Outcome {
-    let (file, access) = match open(path) {
-        Ok(opened) => opened,
+    let none_because = match dax_devices(Path::new(DAX_BUS_DEVICES)) {
+        Ok(Listing::Devices(devices)) => return Ok(devices),
+        Ok(Listing::Empty) => "is empty",
+        Ok(Listing::Missing) => "does not exist",
         Err(err) => {
-            let errno = Errno::from_raw(err.raw_os_error().unwrap_or(libc::EINVAL));
-            return Outcome::OpenFailed { errno };
+            eprintln!("pmem2-source: cannot list Device DAX devices: {DAX_BUS_DEVICES}: {err}");
+            return Err(ExitCode::FAILURE);
         }
     };
-    match Source::try_from(&file) {
-        Ok(source) => Outcome::Usable {
-            description: describe(&source),
-            access,
-        },
-        Err(err) => Outcome::Rejected(err),
-    }
-}
-
-fn describe(source: &Source<'_>) -> String {
-    let unknown = || "?".to_string();
-    match source.file_type() {
-        Some(FileType::DeviceDax) => {
-            let rdev = source.rdev().map_or_else(unknown, |dev| dev.to_string());
-            format!("Device DAX {rdev}")
-        }
-        Some(FileType::Regular) => {
-            let dev = source.dev().map_or_else(unknown, |dev| dev.to_string());
-            let ino = source.ino().map_or_else(unknown, |ino| ino.to_string());
-            format!("regular file on device {dev}, inode {ino}")
-        }
-        None => "source of unknown type".to_string(),
-    }
-}
-
-fn line(path: &Path, outcome: &Outcome) -> String {
-    let path = path.display();
-    match outcome {
-        Outcome::Usable {
-            description,
-            access,
-        } => {
-            let access = match access {
-                Access::ReadWrite => "read-write",
-                Access::ReadOnly => "read-only",
-            };
-            format!("{path}: {description} (opened {access})")
-        }
-        Outcome::OpenFailed { errno } => {
-            let name = errno.name().unwrap_or("unknown error");
-            format!("{path}: {name} ({}): open: {errno}", -errno.raw())
-        }
-        Outcome::Rejected(err) => format!("{path}: {} ({}): {err}", err.name(), err.code()),
-    }
+    let note = format!("no Device DAX devices found ({DAX_BUS_DEVICES} {none_because})");
+    // With --json, stdout holds only JSON objects.
+    let written = if args.json {
+        writeln!(io::stderr(), "pmem2-source: {note}")
+    } else {
+        writeln!(io::stdout(), "{note}")
+    };
+    Err(if written.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let targets = match targets(&args) {
+        Ok(targets) => targets,
+        Err(status) => return status,
+    };
     let mut stdout = io::stdout().lock();
     let mut all_usable = true;
-    for path in &args.paths {
-        let outcome = inspect(path);
-        all_usable &= matches!(outcome, Outcome::Usable { .. });
+    for target in &targets {
+        let outcome = inspect(&target.path);
+        all_usable &= outcome.usable();
+        let line = if args.json {
+            Record::new(target, &outcome).to_line()
+        } else {
+            text_line(target, &outcome)
+        };
         // A closed pipe (`| head`) ends the output; it is not worth a panic.
-        if writeln!(stdout, "{}", line(path, &outcome)).is_err() {
+        if writeln!(stdout, "{line}").is_err() {
             return ExitCode::FAILURE;
         }
     }
@@ -137,33 +130,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn args_need_a_path() {
-        assert!(Args::try_parse_from(["pmem2-source"]).is_err());
-        let args = Args::try_parse_from(["pmem2-source", "a", "b"]).expect("two paths");
+    fn args() {
+        let args = Args::try_parse_from(["pmem2-source"]).expect("no path: the listing");
+        assert!(args.paths.is_empty() && !args.json);
+        let args = Args::try_parse_from(["pmem2-source", "a", "--json", "b"]).expect("two paths");
         assert_eq!(args.paths, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert!(args.json);
+        assert!(Args::try_parse_from(["pmem2-source", "--jsn"]).is_err());
     }
 
     #[test]
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
         Args::command().debug_assert();
-    }
-
-    #[test]
-    fn open_failure_line() {
-        let outcome = Outcome::OpenFailed {
-            errno: Errno::ENOENT,
-        };
-        assert_eq!(
-            line(Path::new("/x"), &outcome),
-            "/x: ENOENT (-2): open: No such file or directory"
-        );
-        let outcome = Outcome::OpenFailed {
-            errno: Errno::from_raw(4000),
-        };
-        assert_eq!(
-            line(Path::new("/x"), &outcome),
-            "/x: unknown error (-4000): open: Unknown error 4000"
-        );
     }
 }
