@@ -1,6 +1,7 @@
 //! [`StdSyscalls`]: the core's raw-syscall Linux backend, completed with what needs the C
 //! library or process-wide state — the page size from `sysconf`, and the machine-check-safe
-//! copy through a Device DAX mapping.
+//! copy through a Device DAX mapping (the `mcsafe` module: assembly copy loops and a `SIGBUS`
+//! handler installed only while a copy runs).
 
 use std::ffi::CStr;
 use std::ptr::NonNull;
@@ -73,17 +74,51 @@ impl Syscalls for StdSyscalls {
         unsafe { Linux.unmap(addr, len) }
     }
 
+    /// Copies with the assembly routine of the `mcsafe` module: a `SIGBUS` while reading the
+    /// mapping (a bad block, or a page past the end of a file) is
+    /// [`MappingCopyError::MachineCheck`]. [`MappingCopyError::Unsupported`] on architectures
+    /// other than x86_64 and aarch64, or if the `SIGBUS` handler cannot be installed.
     unsafe fn copy_from_mapping(
         &self,
         dst: &mut [u8],
         src: NonNull<u8>,
     ) -> Result<(), MappingCopyError> {
-        let _ = (dst, src);
-        Err(MappingCopyError::Unsupported)
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        {
+            // SAFETY: the caller guarantees `src` is readable for `dst.len()` bytes of a live
+            // mapping.
+            unsafe { crate::mcsafe::read(dst, src.as_ptr()) }.map_err(mapping_error)
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            let _ = (dst, src);
+            Err(MappingCopyError::Unsupported)
+        }
     }
 
+    /// Copies as [`copy_from_mapping`](Self::copy_from_mapping) does, then writes the cache
+    /// lines back to memory (x86_64: `clwb`, `clflushopt` or `clflush`, then `sfence`;
+    /// aarch64: `DC CVAP` or `DC CVAC`, then `DSB ISH`), recovering from a `SIGBUS` in both.
     unsafe fn copy_to_mapping(&self, dst: NonNull<u8>, src: &[u8]) -> Result<(), MappingCopyError> {
-        let _ = (dst, src);
-        Err(MappingCopyError::Unsupported)
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        {
+            // SAFETY: the caller guarantees `dst` is writable for `src.len()` bytes of a live
+            // mapping, which a `&[u8]` of the caller's cannot overlap.
+            unsafe { crate::mcsafe::write(dst.as_ptr(), src) }.map_err(mapping_error)
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            let _ = (dst, src);
+            Err(MappingCopyError::Unsupported)
+        }
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn mapping_error(err: crate::mcsafe::CopyError) -> MappingCopyError {
+    use crate::mcsafe::CopyError;
+    match err {
+        CopyError::Copy { .. } | CopyError::Flush => MappingCopyError::MachineCheck,
+        CopyError::NoHandler => MappingCopyError::Unsupported,
     }
 }

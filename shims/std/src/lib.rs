@@ -48,9 +48,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 pub use pmem2_source::{DeviceNumber, Errno, FileType, IoDirection, SourceKind, codes};
 
-#[allow(unsafe_code)] // sysconf, and the signal-handling copy for Device DAX I/O
+#[allow(unsafe_code)] // sysconf, and the calls into the machine-check-safe copies
 mod backend;
 pub use backend::StdSyscalls;
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[allow(unsafe_code)] // assembly copy routines and the SIGBUS handler that recovers from them
+mod mcsafe;
 
 /// A data source that borrows its descriptor for `'fd` (anonymous sources are
 /// `Source<'static>`).
