@@ -9,7 +9,15 @@
  *    pmem2_source_delete(NULL) and pmem2_source_delete(&null_source) return 0;
  *  - every failure sets the calling thread's pmem2_errormsg(); success leaves it unchanged;
  *  - descriptors opened with O_PATH, or with access mode 3, are rejected by
- *    pmem2_source_from_fd with PMEM2_E_INVALID_FILE_HANDLE.
+ *    pmem2_source_from_fd with PMEM2_E_INVALID_FILE_HANDLE;
+ *  - a Device DAX's size and alignment come from sysfs (libpmem2 asks libndctl and crashes
+ *    when no NVDIMM namespace backs the device);
+ *  - a descriptor closed and its number reused for another file after the source was made
+ *    is PMEM2_E_INVALID_FILE_HANDLE (libpmem2 answers for the other file);
+ *  - pmem2_source_pread_mcsafe/pwrite_mcsafe reject an offset beyond the end of the source
+ *    with PMEM2_E_LENGTH_OUT_OF_RANGE (libpmem2 reads nothing, or writes past the end, and
+ *    returns 0);
+ *  - out-parameters are left untouched on failure (libpmem2 sets *usc to 0 first).
  *
  * A source keeps libpmem2's 40-byte struct pmem2_source layout in its first 40 bytes, so it
  * can be passed to libpmem2's own pmem2_map_new when both libraries are in one process.
@@ -21,6 +29,7 @@
 #define PMEM2_SOURCE_H 1
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +98,61 @@ int pmem2_source_get_fd(const struct pmem2_source *src, int *fd);
 /* Frees *src and sets it to NULL; always returns 0 (also for src == NULL or *src == NULL).
  * Does not close the descriptor. */
 int pmem2_source_delete(struct pmem2_source **src);
+
+/*
+ * Stores the source's size in bytes in *size: anonymous, the size given; a regular file, its
+ * current st_size; a Device DAX, its sysfs size. Returns 0, PMEM2_E_INVALID_FILE_HANDLE (the
+ * descriptor was closed, or now refers to another file), PMEM2_E_INVALID_SIZE_FORMAT,
+ * -errno, or -EINVAL if src or size is NULL. *size is written only on success.
+ */
+int pmem2_source_size(const struct pmem2_source *src, size_t *size);
+
+/*
+ * Stores the alignment a mapping of the source needs in *alignment: the page size, or a
+ * Device DAX's alignment (sysfs align, or dax_region/align). Returns 0,
+ * PMEM2_E_INVALID_ALIGNMENT_FORMAT, PMEM2_E_INVALID_ALIGNMENT_VALUE (not a power of two),
+ * -errno, or -EINVAL if src or alignment is NULL.
+ */
+int pmem2_source_alignment(const struct pmem2_source *src, size_t *alignment);
+
+/*
+ * Stores the NUMA node of the persistent memory behind the source in *numa_node (-1: no
+ * affinity reported). PMEM2_E_DAX_REGION_NOT_FOUND when no NVDIMM region or Device DAX backs
+ * it; PMEM2_E_NOSUPP for an anonymous source; -EINVAL if src or numa_node is NULL.
+ */
+int pmem2_source_numa_node(const struct pmem2_source *src, int *numa_node);
+
+/*
+ * The ids of the NVDIMMs behind the source, concatenated. With id == NULL, stores the length
+ * the id needs (NUL included) in *len; otherwise writes the id and a NUL to id if *len bytes
+ * hold them (*len is not changed), else returns PMEM2_E_BUFFER_TOO_SMALL and writes nothing.
+ * PMEM2_E_NOSUPP when no NVDIMM backs the source; -EINVAL if src or len is NULL.
+ */
+int pmem2_source_device_id(const struct pmem2_source *src, char *id, size_t *len);
+
+/*
+ * Stores the unsafe shutdown count of the NVDIMMs behind the source (their sum) in *usc.
+ * PMEM2_E_NOSUPP when no NVDIMM backs the source; -EINVAL if src or usc is NULL. *usc is
+ * written only on success.
+ */
+int pmem2_source_device_usc(const struct pmem2_source *src, uint64_t *usc);
+
+/*
+ * Reads size bytes at offset from the source into buf, reporting a bad block as
+ * PMEM2_E_IO_FAIL instead of crashing. PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED for an anonymous
+ * source; PMEM2_E_LENGTH_OUT_OF_RANGE if the range is not within the source; -errno;
+ * -EINVAL if src is NULL, or buf is NULL and size is not 0.
+ */
+int pmem2_source_pread_mcsafe(struct pmem2_source *src, void *buf, size_t size,
+	size_t offset);
+
+/*
+ * Writes size bytes from buf to the source at offset (buf is only read); the answers are
+ * those of pmem2_source_pread_mcsafe. A Device DAX write is flushed from the CPU caches
+ * before this returns.
+ */
+int pmem2_source_pwrite_mcsafe(struct pmem2_source *src, void *buf, size_t size,
+	size_t offset);
 
 /* The calling thread's last error message ("" before the first failure). The text stays
  * until the thread's next failing call. */

@@ -6,6 +6,10 @@
 //! and store the message of a failure for [`pmem2_errormsg`]. Nothing unwinds out: a panic
 //! (which the core never produces) becomes `PMEM2_E_UNKNOWN` with a message.
 //!
+//! Sources are created with the core's raw-syscall backend; the queries and the mcsafe I/O run
+//! on [`StdSyscalls`], which adds the page size from `sysconf` and the machine-check-safe copy
+//! for Device DAX. Out-parameters are written only on success.
+//!
 //! # Safety
 //!
 //! The C caller promises what C can only document: pointers are NULL or valid and aligned for
@@ -22,7 +26,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{NonNull, null_mut};
 
 use pmem2_source::sys::Linux;
-use pmem2_source::{Errno, Source, SourceBox, codes};
+use pmem2_source::{Errno, Error, IoDirection, Source, SourceBox, SourceKind, codes};
+use pmem2_source_std::StdSyscalls;
 
 use crate::allocator::{AllocFuncs, CAlloc};
 
@@ -32,6 +37,24 @@ enum Failure {
     NullArgument {
         function: &'static str,
         argument: &'static str,
+    },
+    /// `buf == NULL` for a transfer of `size > 0` bytes.
+    NullBuffer {
+        function: &'static str,
+        size: usize,
+    },
+    /// A transfer of more than `isize::MAX` bytes (no C object is that large) whose range lies
+    /// within the source: only a Device DAX claiming an absurd size gets here.
+    BufferTooLarge {
+        function: &'static str,
+        size: usize,
+    },
+    /// An answer that does not fit the C type of its out-parameter (a size beyond `size_t`:
+    /// impossible on 64-bit targets).
+    DoesNotFit {
+        function: &'static str,
+        what: &'static str,
+        value: u64,
     },
     AllocatorFixed,
     Panicked {
@@ -43,7 +66,10 @@ impl Failure {
     fn code(&self) -> c_int {
         match self {
             Failure::Core(err) => err.code(),
-            Failure::NullArgument { .. } => -Errno::EINVAL.raw(),
+            Failure::NullArgument { .. }
+            | Failure::NullBuffer { .. }
+            | Failure::BufferTooLarge { .. } => -Errno::EINVAL.raw(),
+            Failure::DoesNotFit { .. } => -Errno::EOVERFLOW.raw(),
             Failure::AllocatorFixed => -Errno::EBUSY.raw(),
             Failure::Panicked { .. } => codes::PMEM2_E_UNKNOWN,
         }
@@ -57,6 +83,19 @@ impl fmt::Display for Failure {
             Failure::NullArgument { function, argument } => {
                 write!(f, "{function}: {argument} must not be NULL")
             }
+            Failure::NullBuffer { function, size } => {
+                write!(f, "{function}: buf must not be NULL when size is {size}")
+            }
+            Failure::BufferTooLarge { function, size } => write!(
+                f,
+                "{function}: size {size} is larger than any buffer can be (at most {} bytes)",
+                isize::MAX
+            ),
+            Failure::DoesNotFit {
+                function,
+                what,
+                value,
+            } => write!(f, "{function}: the {what} ({value}) does not fit in size_t"),
             Failure::AllocatorFixed => f.write_str(
                 "pmem2_source_set_funcs: the allocator is already fixed (functions were set \
                  before, or a source was already allocated); nothing changed",
@@ -84,6 +123,122 @@ fn call(function: &'static str, body: impl FnOnce() -> Result<(), Failure>) -> c
     };
     message::set(&failure);
     failure.code()
+}
+
+/// `src` as the live source it points to; NULL is [`Failure::NullArgument`].
+///
+/// # Safety
+/// `src` is NULL or a live source from this library, which stays live while the reference is
+/// used.
+unsafe fn live_source<'a>(
+    function: &'static str,
+    src: *const Source,
+) -> Result<&'a Source, Failure> {
+    // SAFETY: NULL or a live source (caller's guarantee).
+    unsafe { src.as_ref() }.ok_or(Failure::NullArgument {
+        function,
+        argument: "src",
+    })
+}
+
+/// `ptr`, which must not be NULL.
+fn non_null<T>(
+    function: &'static str,
+    argument: &'static str,
+    ptr: *mut T,
+) -> Result<NonNull<T>, Failure> {
+    NonNull::new(ptr).ok_or(Failure::NullArgument { function, argument })
+}
+
+/// A query of `function`: `src`, then `out` (named `argument`) are checked for NULL, `ask`
+/// answers, and the answer is stored in `*out` only on success (never read, so it may be
+/// uninitialised).
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `out` is NULL or valid for writes of a
+/// `T`.
+unsafe fn answer<T>(
+    function: &'static str,
+    src: *const Source,
+    argument: &'static str,
+    out: *mut T,
+    ask: impl FnOnce(&Source) -> Result<T, Failure>,
+) -> c_int {
+    call(function, || {
+        // SAFETY: NULL or a live source (caller's guarantee).
+        let source = unsafe { live_source(function, src) }?;
+        let out = non_null(function, argument, out)?;
+        let value = ask(source)?;
+        // SAFETY: not NULL, so valid for writes of a T (caller's guarantee).
+        unsafe { out.as_ptr().write(value) };
+        Ok(())
+    })
+}
+
+/// A size for a `size_t` out-parameter.
+fn to_size_t(function: &'static str, what: &'static str, value: u64) -> Result<usize, Failure> {
+    usize::try_from(value).map_err(|_| Failure::DoesNotFit {
+        function,
+        what,
+        value,
+    })
+}
+
+// `size_t` converts to `u64` without loss on every target Rust supports; `as u64` below
+// relies on it.
+const _: () = assert!(usize::BITS <= u64::BITS);
+
+/// Where the caller's `buf` of `size` bytes starts, for a transfer in `direction` at `offset`:
+/// `None` for an empty transfer (then `buf` may be NULL). NULL with `size > 0` is
+/// [`Failure::NullBuffer`]; more than `isize::MAX` bytes cannot be a slice, see [`oversized`].
+fn transfer_buffer(
+    function: &'static str,
+    source: &Source,
+    direction: IoDirection,
+    buf: *mut c_void,
+    size: usize,
+    offset: u64,
+) -> Result<Option<NonNull<u8>>, Failure> {
+    if size == 0 {
+        return Ok(None);
+    }
+    let start = NonNull::new(buf.cast::<u8>()).ok_or(Failure::NullBuffer { function, size })?;
+    if isize::try_from(size).is_err() {
+        return Err(oversized(function, source, direction, size, offset));
+    }
+    Ok(Some(start))
+}
+
+/// The answer to a transfer of more than `isize::MAX` bytes, which no C object has and no
+/// slice can describe. The core's checks that need no buffer, in its order: an anonymous
+/// source is not supported, the size of the source (its errors included), and the range —
+/// which lies beyond the end of every source no larger than `isize::MAX` bytes, as libpmem2
+/// also answers. Within an (absurdly large) source: [`Failure::BufferTooLarge`].
+fn oversized(
+    function: &'static str,
+    source: &Source,
+    direction: IoDirection,
+    size: usize,
+    offset: u64,
+) -> Failure {
+    if source.kind() == SourceKind::Anonymous {
+        return Error::IoSourceType.into();
+    }
+    let source_size = match source.size_with(&StdSyscalls) {
+        Ok(source_size) => source_size,
+        Err(err) => return err.into(),
+    };
+    let len = size as u64;
+    match source_size.checked_sub(offset) {
+        Some(remaining) if len <= remaining => Failure::BufferTooLarge { function, size },
+        _ => Error::OutOfRange {
+            direction,
+            len,
+            offset,
+            source_size,
+        }
+        .into(),
+    }
 }
 
 /// Stores a new source in `*src` (set to NULL first, so it stays NULL on failure).
@@ -143,21 +298,205 @@ pub unsafe extern "C" fn pmem2_source_from_anon(src: *mut *mut Source, size: usi
 /// `src` is NULL or a live source from this library; `fd` is NULL or valid for writes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmem2_source_get_fd(src: *const Source, fd: *mut c_int) -> c_int {
-    const FUNCTION: &str = "pmem2_source_get_fd";
+    // SAFETY: the pointers are passed on under the caller's guarantee, which is `answer`'s.
+    unsafe {
+        answer("pmem2_source_get_fd", src, "fd", fd, |source| {
+            Ok(source.fd()?)
+        })
+    }
+}
+
+/// `int pmem2_source_size(const struct pmem2_source *src, size_t *size)`: the size in bytes
+/// (anonymous: as given; regular file: `st_size` now; Device DAX: its sysfs `size`).
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `size` is NULL or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pmem2_source_size(src: *const Source, size: *mut usize) -> c_int {
+    const FUNCTION: &str = "pmem2_source_size";
+    // SAFETY: the pointers are passed on under the caller's guarantee, which is `answer`'s.
+    unsafe {
+        answer(FUNCTION, src, "size", size, |source| {
+            to_size_t(FUNCTION, "size", source.size_with(&StdSyscalls)?)
+        })
+    }
+}
+
+/// `int pmem2_source_alignment(const struct pmem2_source *src, size_t *alignment)`: the page
+/// size, or a Device DAX's alignment.
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `alignment` is NULL or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pmem2_source_alignment(
+    src: *const Source,
+    alignment: *mut usize,
+) -> c_int {
+    // SAFETY: the pointers are passed on under the caller's guarantee, which is `answer`'s.
+    unsafe {
+        answer(
+            "pmem2_source_alignment",
+            src,
+            "alignment",
+            alignment,
+            |source| Ok(source.alignment_with(&StdSyscalls)?),
+        )
+    }
+}
+
+/// `int pmem2_source_numa_node(const struct pmem2_source *src, int *numa_node)`.
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `numa_node` is NULL or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pmem2_source_numa_node(
+    src: *const Source,
+    numa_node: *mut c_int,
+) -> c_int {
+    // SAFETY: the pointers are passed on under the caller's guarantee, which is `answer`'s.
+    unsafe {
+        answer(
+            "pmem2_source_numa_node",
+            src,
+            "numa_node",
+            numa_node,
+            |source| Ok(source.numa_node_with(&StdSyscalls)?),
+        )
+    }
+}
+
+/// `int pmem2_source_device_usc(const struct pmem2_source *src, uint64_t *usc)`: the unsafe
+/// shutdown count. `*usc` is untouched on failure (libpmem2 zeroes it first).
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `usc` is NULL or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pmem2_source_device_usc(src: *const Source, usc: *mut u64) -> c_int {
+    // SAFETY: the pointers are passed on under the caller's guarantee, which is `answer`'s.
+    unsafe {
+        answer("pmem2_source_device_usc", src, "usc", usc, |source| {
+            Ok(source.device_usc_with(&StdSyscalls)?)
+        })
+    }
+}
+
+/// `int pmem2_source_device_id(const struct pmem2_source *src, char *id, size_t *len)`, with
+/// libpmem2's length protocol: `id == NULL` stores the length the id needs (NUL included) in
+/// `*len`; otherwise the id and a NUL are written to `id` if `*len` bytes hold them, else
+/// `PMEM2_E_BUFFER_TOO_SMALL` (nothing written). `*len` is written only when `id` is NULL.
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `len` is NULL or valid for reads and
+/// writes; `id` is NULL or valid for writes of `*len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pmem2_source_device_id(
+    src: *const Source,
+    id: *mut c_char,
+    len: *mut usize,
+) -> c_int {
+    const FUNCTION: &str = "pmem2_source_device_id";
     call(FUNCTION, || {
         // SAFETY: NULL or a live source (caller's guarantee).
-        let source = unsafe { src.as_ref() }.ok_or(Failure::NullArgument {
-            function: FUNCTION,
-            argument: "src",
-        })?;
-        // SAFETY: NULL or valid for writes (caller's guarantee).
-        let out = unsafe { fd.as_mut() }.ok_or(Failure::NullArgument {
-            function: FUNCTION,
-            argument: "fd",
-        })?;
-        *out = source.fd()?;
+        let source = unsafe { live_source(FUNCTION, src) }?;
+        let len = non_null(FUNCTION, "len", len)?;
+        let Some(id) = NonNull::new(id.cast::<u8>()) else {
+            let needed = source.device_id_with(&StdSyscalls, None)?;
+            // SAFETY: not NULL, so valid for writes (caller's guarantee).
+            unsafe { len.as_ptr().write(needed) };
+            return Ok(());
+        };
+        // SAFETY: not NULL, so valid for reads; with an `id`, `*len` is its size (caller's
+        // guarantee).
+        let capacity = unsafe { len.as_ptr().read() };
+        // No C object is larger than isize::MAX bytes, so a larger `*len` overstates the
+        // buffer: only what a real buffer can hold is described.
+        let capacity = capacity.min(isize::MAX as usize);
+        // SAFETY: `id` is valid for writes of `*len` ≥ `capacity` bytes (caller's guarantee),
+        // which stays so for this call, and `capacity` ≤ isize::MAX.
+        let buffer = unsafe { std::slice::from_raw_parts_mut(id.as_ptr(), capacity) };
+        source.device_id_with(&StdSyscalls, Some(buffer))?;
         Ok(())
     })
+}
+
+/// `pmem2_source_pread_mcsafe` (`Read`: into `buf`) and `pmem2_source_pwrite_mcsafe`
+/// (`Write`: from `buf`): `src` and `buf` are checked, and the core transfers `size` bytes at
+/// `offset`. `buf` may be NULL when `size` is 0.
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `buf` is NULL or valid for `size` bytes
+/// of writes (`Read`) or reads (`Write`), which nothing else accesses (`Read`) or writes
+/// (`Write`) during the call.
+unsafe fn mcsafe(
+    function: &'static str,
+    direction: IoDirection,
+    src: *const Source,
+    buf: *mut c_void,
+    size: usize,
+    offset: usize,
+) -> c_int {
+    call(function, || {
+        // SAFETY: NULL or a live source (caller's guarantee).
+        let source = unsafe { live_source(function, src) }?;
+        let offset = offset as u64;
+        let start = transfer_buffer(function, source, direction, buf, size, offset)?;
+        match (direction, start) {
+            (IoDirection::Read, None) => source.pread_mcsafe_with(&StdSyscalls, &mut [], offset)?,
+            (IoDirection::Write, None) => source.pwrite_mcsafe_with(&StdSyscalls, &[], offset)?,
+            (IoDirection::Read, Some(start)) => {
+                // SAFETY: `buf` is valid for writes of `size` bytes, which nothing else
+                // accesses during the call (caller's guarantee); `size` ≤ isize::MAX
+                // (`transfer_buffer` checked).
+                let buffer = unsafe { std::slice::from_raw_parts_mut(start.as_ptr(), size) };
+                source.pread_mcsafe_with(&StdSyscalls, buffer, offset)?;
+            }
+            (IoDirection::Write, Some(start)) => {
+                // SAFETY: `buf` is valid for reads of `size` bytes, which nothing writes
+                // during the call (caller's guarantee); `size` ≤ isize::MAX (checked).
+                let buffer = unsafe { std::slice::from_raw_parts(start.as_ptr(), size) };
+                source.pwrite_mcsafe_with(&StdSyscalls, buffer, offset)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `int pmem2_source_pread_mcsafe(struct pmem2_source *src, void *buf, size_t size,
+/// size_t offset)`: reads `size` bytes at `offset` into `buf`; a bad block is
+/// `PMEM2_E_IO_FAIL`, not a crash. `buf` may be NULL when `size` is 0.
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `buf` is NULL or valid for writes of
+/// `size` bytes, and nothing else accesses it during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pmem2_source_pread_mcsafe(
+    src: *mut Source,
+    buf: *mut c_void,
+    size: usize,
+    offset: usize,
+) -> c_int {
+    const FUNCTION: &str = "pmem2_source_pread_mcsafe";
+    // SAFETY: the caller's guarantees are `mcsafe`'s for a read.
+    unsafe { mcsafe(FUNCTION, IoDirection::Read, src, buf, size, offset) }
+}
+
+/// `int pmem2_source_pwrite_mcsafe(struct pmem2_source *src, void *buf, size_t size,
+/// size_t offset)`: writes `size` bytes from `buf` at `offset` (libpmem2's prototype: `buf` is
+/// not `const`, but only read). `buf` may be NULL when `size` is 0.
+///
+/// # Safety
+/// `src` is NULL or a live source from this library; `buf` is NULL or valid for reads of
+/// `size` bytes, and nothing writes it during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pmem2_source_pwrite_mcsafe(
+    src: *mut Source,
+    buf: *mut c_void,
+    size: usize,
+    offset: usize,
+) -> c_int {
+    const FUNCTION: &str = "pmem2_source_pwrite_mcsafe";
+    // SAFETY: the caller's guarantees are `mcsafe`'s for a write.
+    unsafe { mcsafe(FUNCTION, IoDirection::Write, src, buf, size, offset) }
 }
 
 /// `int pmem2_source_delete(struct pmem2_source **src)`: frees `*src`, sets it to NULL,
@@ -311,6 +650,177 @@ mod tests {
         assert_eq!(
             last_message(),
             "test_function: internal error (panic); please report it"
+        );
+    }
+
+    /// A source of ours on a fresh 5-byte file ("hello"); the file stays open while it lives.
+    fn file_source(name: &str) -> (std::fs::File, *mut Source) {
+        use std::os::fd::AsRawFd;
+        let path = std::env::temp_dir().join(format!(
+            "pmem2-source-capi-unit-{name}-{}",
+            std::process::id()
+        ));
+        std::fs::write(&path, b"hello").expect("write the scratch file");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open the scratch file");
+        std::fs::remove_file(&path).expect("unlink the scratch file");
+        let mut src: *mut Source = null_mut();
+        // SAFETY: `src` is a valid out-pointer.
+        let code = unsafe { pmem2_source_from_fd(&mut src, file.as_raw_fd()) };
+        assert_eq!(code, 0);
+        (file, src)
+    }
+
+    #[test]
+    fn queries_answer_for_a_regular_file() {
+        let (_file, mut src) = file_source("queries");
+        let mut size = 7usize;
+        // SAFETY: `src` is live, `size` valid.
+        assert_eq!(unsafe { pmem2_source_size(src, &mut size) }, 0);
+        assert_eq!(size, 5);
+        let mut alignment = 7usize;
+        // SAFETY: as above.
+        assert_eq!(unsafe { pmem2_source_alignment(src, &mut alignment) }, 0);
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        assert_eq!(alignment as libc::c_long, page);
+
+        let mut buf = *b"....";
+        // SAFETY: `buf` is valid for 4 bytes.
+        let code = unsafe { pmem2_source_pread_mcsafe(src, buf.as_mut_ptr().cast(), 4, 1) };
+        assert_eq!((code, &buf), (0, b"ello"));
+        let mut data = *b"J";
+        // SAFETY: `data` is valid for 1 byte.
+        let code = unsafe { pmem2_source_pwrite_mcsafe(src, data.as_mut_ptr().cast(), 1, 0) };
+        assert_eq!(code, 0);
+        // SAFETY: `buf` is valid for 4 bytes.
+        let code = unsafe { pmem2_source_pread_mcsafe(src, buf.as_mut_ptr().cast(), 4, 0) };
+        assert_eq!((code, &buf), (0, b"Jell"));
+        // SAFETY: `src` is live and given up here.
+        assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
+    }
+
+    #[test]
+    fn null_query_arguments_are_einval_and_leave_out_parameters_alone() {
+        let (_file, mut src) = file_source("nulls");
+        let einval = |code: c_int, message: &str| {
+            assert_eq!((code, last_message()), (-libc::EINVAL, message.to_string()));
+        };
+        // SAFETY: NULL is allowed for every pointer argument (here and below).
+        let code = unsafe { pmem2_source_size(std::ptr::null(), &mut 0) };
+        einval(code, "pmem2_source_size: src must not be NULL");
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_size(src, null_mut()) };
+        einval(code, "pmem2_source_size: size must not be NULL");
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_alignment(src, null_mut()) };
+        einval(code, "pmem2_source_alignment: alignment must not be NULL");
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_numa_node(src, null_mut()) };
+        einval(code, "pmem2_source_numa_node: numa_node must not be NULL");
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_device_id(src, null_mut(), null_mut()) };
+        einval(code, "pmem2_source_device_id: len must not be NULL");
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_device_usc(src, null_mut()) };
+        einval(code, "pmem2_source_device_usc: usc must not be NULL");
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_pwrite_mcsafe(src, null_mut(), 3, 0) };
+        einval(
+            code,
+            "pmem2_source_pwrite_mcsafe: buf must not be NULL when size is 3",
+        );
+        // SAFETY: NULL `src` is allowed.
+        let code = unsafe { pmem2_source_pread_mcsafe(null_mut(), null_mut(), 0, 0) };
+        einval(code, "pmem2_source_pread_mcsafe: src must not be NULL");
+        // SAFETY: size 0 with a NULL buffer is allowed.
+        let code = unsafe { pmem2_source_pread_mcsafe(src, null_mut(), 0, 5) };
+        assert_eq!(code, 0, "pread of 0 bytes at the end into NULL");
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_pwrite_mcsafe(src, null_mut(), 0, 0) };
+        assert_eq!(code, 0, "pwrite of 0 bytes from NULL");
+
+        let mut usc = 7u64;
+        // SAFETY: `src` is live, `usc` valid.
+        let code = unsafe { pmem2_source_device_usc(src, &mut usc) };
+        assert_eq!(
+            (code, usc),
+            (codes::PMEM2_E_NOSUPP, 7),
+            "untouched on failure"
+        );
+        // SAFETY: `src` is live and given up here.
+        assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
+    }
+
+    /// More than isize::MAX bytes cannot be a slice: the answer the core would give, without
+    /// one.
+    #[test]
+    fn oversized_transfers_get_the_cores_answer() {
+        let (_file, mut src) = file_source("oversized");
+        let mut byte = 0u8;
+        let buf: *mut c_void = (&raw mut byte).cast();
+        // SAFETY: the size is never used to touch `buf` (it cannot be a real buffer's).
+        let code = unsafe { pmem2_source_pread_mcsafe(src, buf, usize::MAX, 0) };
+        assert_eq!(code, codes::PMEM2_E_LENGTH_OUT_OF_RANGE);
+        assert_eq!(
+            last_message(),
+            format!(
+                "size of read {} from offset 0 goes beyond the file length 5",
+                usize::MAX
+            )
+        );
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_pwrite_mcsafe(src, buf, usize::MAX, 9) };
+        assert_eq!(code, codes::PMEM2_E_LENGTH_OUT_OF_RANGE);
+        assert_eq!(
+            last_message(),
+            "offset 9 of write is beyond the end of the source (5 bytes)"
+        );
+        // SAFETY: `src` is live and given up here.
+        assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
+
+        // SAFETY: `src` is a valid out-pointer.
+        assert_eq!(unsafe { pmem2_source_from_anon(&mut src, usize::MAX) }, 0);
+        // SAFETY: as above.
+        let code = unsafe { pmem2_source_pread_mcsafe(src, buf, usize::MAX, 0) };
+        assert_eq!(code, codes::PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED);
+        // SAFETY: `src` is live and given up here.
+        assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
+
+        let huge = Failure::BufferTooLarge {
+            function: "f",
+            size: usize::MAX,
+        };
+        assert_eq!(huge.code(), -libc::EINVAL);
+        assert_eq!(
+            huge.to_string(),
+            format!(
+                "f: size {} is larger than any buffer can be (at most {} bytes)",
+                usize::MAX,
+                isize::MAX
+            )
+        );
+    }
+
+    /// A size beyond `size_t` (impossible on 64-bit targets) is an error, not a panic.
+    #[test]
+    fn sizes_beyond_size_t_are_eoverflow() {
+        assert_eq!(to_size_t("f", "size", 5).ok(), Some(5));
+        let failure = Failure::DoesNotFit {
+            function: "pmem2_source_size",
+            what: "size",
+            value: u64::MAX,
+        };
+        assert_eq!(failure.code(), -libc::EOVERFLOW);
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "pmem2_source_size: the size ({}) does not fit in size_t",
+                u64::MAX
+            )
         );
     }
 }

@@ -25,17 +25,17 @@ use common::messages::{
     BLOCK, DIRECTORY, NO_ACCESS_MODE, PATH_ONLY, negative_fd_message, not_dax_message,
 };
 use common::{
-    DriverlessDevice, MEM_DEVICES, TempDir, anonymous_inodes, file_type_bits, is_root, libc_fstat,
+    DriverlessDevice, MEM_DEVICES, anonymous_inodes, file_type_bits, is_root, libc_fstat,
     loop_device, make_fifo, memfd, must_open, nofile_soft_limit, open_pty, owned, pipe, raw, skip,
     socket_pair, surely_closed_fd,
 };
 use compare::{
-    Answer, Expect, FD_NOT_SET, differ, fails, fails_silently, garbage, ours, reference, source,
+    Answer, Expect, FD_NOT_SET, Workbench, differ, fails, fails_silently, garbage, ours,
+    reference_or_skip, source,
 };
 use pmem2_source::codes::{
     PMEM2_E_FILE_DESCRIPTOR_NOT_SET, PMEM2_E_INVALID_FILE_HANDLE, PMEM2_E_INVALID_FILE_TYPE,
 };
-use support::SourceApi;
 
 const INVALID_HANDLE: c_int = PMEM2_E_INVALID_FILE_HANDLE;
 const INVALID_TYPE: c_int = PMEM2_E_INVALID_FILE_TYPE;
@@ -49,50 +49,20 @@ const WHY_NEGATIVE: &str = "SPEC §2.2 (ours): libpmem2 sets no message for fd <
 const WHY_NOT_DAX: &str =
     "SPEC §3 (ours): libpmem2 sets no message for a character device that is not Device DAX";
 
-/// The reference library, or `None` after saying why the test is skipped (a failure in CI).
-fn reference_or_skip(test: &str) -> Option<&'static SourceApi> {
-    match reference() {
-        Ok(api) => Some(api),
-        Err(why) => {
-            skip(
-                test,
-                &format!("the reference libpmem2 cannot be loaded: {why}"),
-            );
-            None
-        }
-    }
-}
-
 struct Row {
     name: String,
     fd: RawFd,
     expect: Expect,
 }
 
-/// One test's cases, and the descriptors and directories they need until they ran.
-struct Matrix {
-    test: &'static str,
-    reference: &'static SourceApi,
-    rows: Vec<Row>,
-    open: Vec<OwnedFd>,
-    dir: TempDir,
-}
+/// One test's cases.
+type Matrix = Workbench<Row>;
 
 impl Matrix {
-    fn new(test: &'static str) -> Option<Matrix> {
-        Some(Matrix {
-            test,
-            reference: reference_or_skip(test)?,
-            rows: Vec::new(),
-            open: Vec::new(),
-            dir: TempDir::new(test),
-        })
-    }
-
     /// A case on an open descriptor, kept open until the matrix ran.
     fn case(&mut self, name: impl Into<String>, fd: OwnedFd, expect: Expect) {
-        self.number(name, fd.as_raw_fd(), expect);
-        self.open.push(fd);
+        let fd = self.keep(fd);
+        self.number(name, fd, expect);
     }
 
     /// A case on a bare number (negative, closed, beyond the table).
@@ -126,14 +96,7 @@ impl Matrix {
                     .map(|e| format!("{} (fd {}): {e}", row.name, row.fd))
             })
             .collect();
-        assert!(
-            failures.is_empty(),
-            "{}: {} of {} cases differ:\n{}",
-            self.test,
-            failures.len(),
-            self.rows.len(),
-            failures.join("\n")
-        );
+        self.report(failures);
     }
 }
 

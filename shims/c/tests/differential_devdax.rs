@@ -24,12 +24,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use common::fake_sysfs::{
-    NOT_A_LINK, SUBSYSTEM_PATH, Scenario, TOO_LONG, cannot_run, enter_or_exit, entry_plain_file,
-    entry_symlink_loop, no_entry, run_scenarios, subsystem_directory, subsystem_link,
-    subsystem_plain_file,
+    NOT_A_LINK, SUBSYSTEM_PATH, Scenario, TOO_LONG, entry_plain_file, entry_symlink_loop, no_entry,
+    subsystem_directory, subsystem_link, subsystem_plain_file,
 };
 use common::messages::not_dax_message;
-use compare::{Expect, differ, fails, fails_silently, ours, reference, source};
+use compare::{Expect, differ, fails, fails_silently, run_on_fake_sysfs, source};
 use pmem2_source::codes::PMEM2_E_INVALID_FILE_TYPE;
 
 const INVALID_TYPE: c_int = PMEM2_E_INVALID_FILE_TYPE;
@@ -230,18 +229,10 @@ fn scenarios() -> Vec<Scenario<Expect>> {
 }
 
 fn main() -> ExitCode {
-    let reference = match reference() {
-        Ok(api) => api,
-        Err(why) => return cannot_run(&format!("the reference libpmem2 cannot be loaded: {why}")),
-    };
-    if let Err(status) = enter_or_exit() {
-        return status;
-    }
-    ours(); // built (nested cargo) and loaded once, before the first scenario
-    run_scenarios(
+    run_on_fake_sysfs(
         &scenarios(),
-        |null| differ("real sysfs", &not_dax("mem"), null.as_raw_fd(), reference),
-        |scenario, null| {
+        |reference, null| differ("real sysfs", &not_dax("mem"), null.as_raw_fd(), reference),
+        |reference, scenario, null| {
             differ(
                 &scenario.name,
                 &scenario.expect,

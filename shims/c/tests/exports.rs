@@ -35,11 +35,18 @@ fn exports_exactly_the_c_abi() {
         [
             "pmem2_errormsg",
             "pmem2_perror",
+            "pmem2_source_alignment",
             "pmem2_source_delete",
+            "pmem2_source_device_id",
+            "pmem2_source_device_usc",
             "pmem2_source_from_anon",
             "pmem2_source_from_fd",
             "pmem2_source_get_fd",
+            "pmem2_source_numa_node",
+            "pmem2_source_pread_mcsafe",
+            "pmem2_source_pwrite_mcsafe",
             "pmem2_source_set_funcs",
+            "pmem2_source_size",
         ]
     );
 }

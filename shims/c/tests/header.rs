@@ -233,6 +233,34 @@ fn a_changed_prototype_or_code_is_caught() {
             "int pmem2_source_delete(struct pmem2_source *src);",
         ),
         (
+            "int pmem2_source_size(const struct pmem2_source *src, size_t *size);",
+            "int pmem2_source_size(const struct pmem2_source *src, unsigned *size);",
+        ),
+        (
+            "int pmem2_source_alignment(const struct pmem2_source *src, size_t *alignment);",
+            "int pmem2_source_alignment(struct pmem2_source *src, size_t *alignment);",
+        ),
+        (
+            "int pmem2_source_numa_node(const struct pmem2_source *src, int *numa_node);",
+            "int pmem2_source_numa_node(const struct pmem2_source *src, long *numa_node);",
+        ),
+        (
+            "int pmem2_source_device_id(const struct pmem2_source *src, char *id, size_t *len);",
+            "int pmem2_source_device_id(const struct pmem2_source *src, char *id, int *len);",
+        ),
+        (
+            "int pmem2_source_device_usc(const struct pmem2_source *src, uint64_t *usc);",
+            "int pmem2_source_device_usc(const struct pmem2_source *src, uint32_t *usc);",
+        ),
+        (
+            "int pmem2_source_pread_mcsafe(struct pmem2_source *src, void *buf, size_t size,\n\tsize_t offset);",
+            "int pmem2_source_pread_mcsafe(struct pmem2_source *src, void *buf, size_t size,\n\tint offset);",
+        ),
+        (
+            "int pmem2_source_pwrite_mcsafe(struct pmem2_source *src, void *buf, size_t size,",
+            "int pmem2_source_pwrite_mcsafe(struct pmem2_source *src, const void *buf, size_t size,",
+        ),
+        (
             "const char *pmem2_errormsg(void);",
             "char *pmem2_errormsg(void);",
         ),

@@ -11,6 +11,10 @@
  *
  * Allocations go through a counting allocator registered with our extension
  * pmem2_source_set_funcs before anything else, which the last checks balance.
+ *
+ * The queries: size and alignment of a regular file and of an anonymous source, an mcsafe
+ * write read back, out-of-range reads and writes, and what an anonymous source does not
+ * support.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -379,6 +383,108 @@ out_of_memory(const char *file)
 	close(fd);
 }
 
+/* The queries on a regular file holding "pmem2". */
+static void
+file_queries(const char *file)
+{
+	struct pmem2_source *src = BOGUS;
+	size_t size = 7, alignment = 7;
+	char written[] = "MEM";
+	char buf[8];
+	int fd = open(file, O_RDWR);
+
+	CHECK("open for the queries", fd >= 0);
+	CHECK_INT("from_fd for the queries", pmem2_source_from_fd(&src, fd), 0);
+	expected_allocations++;
+	CHECK_INT("size(regular file)", pmem2_source_size(src, &size), 0);
+	CHECK_INT("size(regular file) is its length", size, 5);
+	CHECK_INT("alignment(regular file)", pmem2_source_alignment(src, &alignment), 0);
+	CHECK_INT("alignment(regular file) is the page size", alignment, sysconf(_SC_PAGESIZE));
+
+	CHECK_INT("pwrite_mcsafe of \"MEM\" at 1", pmem2_source_pwrite_mcsafe(src, written, 3, 1),
+		0);
+	memset(buf, 0, sizeof(buf));
+	CHECK_INT("pread_mcsafe of 5 at 0", pmem2_source_pread_mcsafe(src, buf, 5, 0), 0);
+	CHECK("pread_mcsafe reads what pwrite_mcsafe wrote", memcmp(buf, "pMEM2", 6) == 0);
+	CHECK_INT("pread_mcsafe of 0 bytes at the end into NULL",
+		pmem2_source_pread_mcsafe(src, NULL, 0, 5), 0);
+
+	CHECK_INT("pread_mcsafe of 4 at 2 is PMEM2_E_LENGTH_OUT_OF_RANGE",
+		pmem2_source_pread_mcsafe(src, buf, 4, 2), PMEM2_E_LENGTH_OUT_OF_RANGE);
+	CHECK_MESSAGE("pread_mcsafe of 4 at 2 message",
+		"size of read 4 from offset 2 goes beyond the file length 3");
+	CHECK_INT("pwrite_mcsafe of 4 at 2 is PMEM2_E_LENGTH_OUT_OF_RANGE",
+		pmem2_source_pwrite_mcsafe(src, buf, 4, 2), PMEM2_E_LENGTH_OUT_OF_RANGE);
+	CHECK_MESSAGE("pwrite_mcsafe of 4 at 2 message",
+		"size of write 4 from offset 2 goes beyond the file length 3");
+	CHECK_INT("pread_mcsafe at offset 6 (past the end) is PMEM2_E_LENGTH_OUT_OF_RANGE",
+		pmem2_source_pread_mcsafe(src, buf, 1, 6), PMEM2_E_LENGTH_OUT_OF_RANGE);
+	CHECK_MESSAGE("pread_mcsafe at offset 6 message",
+		"offset 6 of read is beyond the end of the source (5 bytes)");
+	CHECK_INT("size after the failed write", pmem2_source_size(src, &size), 0);
+	CHECK_INT("the failed write changed nothing", size, 5);
+
+	CHECK_INT("size(src, NULL) is -EINVAL", pmem2_source_size(src, NULL), -EINVAL);
+	CHECK_MESSAGE("size(src, NULL) message", "pmem2_source_size: size must not be NULL");
+	CHECK_INT("size(NULL, &size) is -EINVAL", pmem2_source_size(NULL, &size), -EINVAL);
+	CHECK_MESSAGE("size(NULL, &size) message", "pmem2_source_size: src must not be NULL");
+	CHECK_INT("pread_mcsafe(src, NULL, 1, 0) is -EINVAL",
+		pmem2_source_pread_mcsafe(src, NULL, 1, 0), -EINVAL);
+	CHECK_MESSAGE("pread_mcsafe(src, NULL, 1, 0) message",
+		"pmem2_source_pread_mcsafe: buf must not be NULL when size is 1");
+
+	CHECK_INT("delete after the queries", pmem2_source_delete(&src), 0);
+	close(fd);
+}
+
+/* What an anonymous source answers. */
+static void
+anonymous_queries(void)
+{
+	static const char *const no_io = "operation doesn't support provided source type, only "
+		"sources created from file descriptor or file handle are supported";
+	struct pmem2_source *src = BOGUS;
+	size_t size = 7, alignment = 7, len = 7;
+	uint64_t usc = 7;
+	int node = 7;
+	char buf[4] = "abc";
+
+	CHECK_INT("from_anon(4096) for the queries", pmem2_source_from_anon(&src, 4096), 0);
+	expected_allocations++;
+	CHECK_INT("size(anon)", pmem2_source_size(src, &size), 0);
+	CHECK_INT("size(anon) is the size given", size, 4096);
+	CHECK_INT("alignment(anon)", pmem2_source_alignment(src, &alignment), 0);
+	CHECK_INT("alignment(anon) is the page size", alignment, sysconf(_SC_PAGESIZE));
+
+	CHECK_INT("pread_mcsafe(anon) is PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED",
+		pmem2_source_pread_mcsafe(src, buf, 1, 0), PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED);
+	CHECK_MESSAGE("pread_mcsafe(anon) message", no_io);
+	CHECK("pread_mcsafe(anon) left the buffer alone", strcmp(buf, "abc") == 0);
+	CHECK_INT("pwrite_mcsafe(anon) is PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED",
+		pmem2_source_pwrite_mcsafe(src, buf, 1, 0), PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED);
+	CHECK_MESSAGE("pwrite_mcsafe(anon) message", no_io);
+
+	CHECK_INT("numa_node(anon) is PMEM2_E_NOSUPP", pmem2_source_numa_node(src, &node),
+		PMEM2_E_NOSUPP);
+	CHECK_MESSAGE("numa_node(anon) message", "Anonymous sources are not bound to numa nodes.");
+	CHECK_INT("numa_node(anon) left *numa_node alone", node, 7);
+	CHECK_INT("device_id(anon, NULL) is PMEM2_E_NOSUPP",
+		pmem2_source_device_id(src, NULL, &len), PMEM2_E_NOSUPP);
+	CHECK_MESSAGE("device_id(anon, NULL) message", "Anonymous source does not have device id");
+	CHECK_INT("device_id(anon, NULL) left *len alone", len, 7);
+	len = sizeof(buf);
+	CHECK_INT("device_id(anon, buf) is PMEM2_E_NOSUPP",
+		pmem2_source_device_id(src, buf, &len), PMEM2_E_NOSUPP);
+	CHECK("device_id(anon, buf) left the buffer alone", strcmp(buf, "abc") == 0);
+	CHECK_INT("device_usc(anon) is PMEM2_E_NOSUPP", pmem2_source_device_usc(src, &usc),
+		PMEM2_E_NOSUPP);
+	CHECK_MESSAGE("device_usc(anon) message",
+		"Anonymous source does not support unsafe shutdown count");
+	CHECK_INT("device_usc(anon) left *usc alone", usc, 7);
+
+	CHECK_INT("delete(anon) after the queries", pmem2_source_delete(&src), 0);
+}
+
 static void
 allocation_balance(void)
 {
@@ -413,6 +519,8 @@ main(int argc, char *argv[])
 	null_arguments(file);
 	success_keeps_the_message(file);
 	out_of_memory(file);
+	file_queries(file);
+	anonymous_queries();
 	allocation_balance();
 
 	unlink(file);

@@ -2,7 +2,8 @@
 //! `pmem2_source_*` functions a [`SourceApi`] each), one observation of a
 //! `pmem2_source_from_fd` call, and the rules that compare them.
 //!
-//! Shared by `differential.rs` and `differential_devdax.rs`; needs `mod support;` beside it.
+//! Shared by the `differential*.rs` tests; needs `mod support;` and `mod common;` beside it.
+//! [`queries`]: the same for the queries on a source (size, alignment, …, mcsafe I/O).
 //!
 //! Messages: libpmem2 keeps the last message of each thread and never clears it, and some
 //! failures set none. To tell a fresh message from stale text, every observation first
@@ -10,12 +11,17 @@
 //! message again: unchanged means the call set none.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod queries;
+
 use std::ffi::c_int;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use pmem2_source::codes::PMEM2_E_FILE_DESCRIPTOR_NOT_SET;
 
+use crate::common::fake_sysfs::{Scenario, cannot_run, enter_or_exit, run_scenarios};
+use crate::common::{TempDir, skip};
 use crate::support::{self, Library, SourceApi, Src};
 
 /// What `get_fd` on an anonymous source says, in both libraries.
@@ -65,6 +71,17 @@ pub fn provoke_known_message(api: &SourceApi) {
     assert_eq!(api.message(), FD_NOT_SET, "{}: provoked message", api.name);
 }
 
+/// What the last call left as the thread's message in `api`'s library, [`provoke_known_message`]
+/// having been called before it.
+pub fn message_since_provoked(api: &SourceApi) -> Message {
+    let text = api.message();
+    if text == FD_NOT_SET {
+        Message::Unchanged
+    } else {
+        Message::Set(text)
+    }
+}
+
 /// Our `libpmem2_source.so` (built on first use).
 pub fn ours() -> &'static SourceApi {
     static OURS: OnceLock<Loaded> = OnceLock::new();
@@ -85,6 +102,93 @@ pub fn reference() -> Result<&'static SourceApi, String> {
         .as_ref()
         .map(|loaded| &loaded.api)
         .map_err(Clone::clone)
+}
+
+/// The reference library, or `None` after saying why `test` is skipped (a failure in CI).
+pub fn reference_or_skip(test: &str) -> Option<&'static SourceApi> {
+    match reference() {
+        Ok(api) => Some(api),
+        Err(why) => {
+            skip(
+                test,
+                &format!("the reference libpmem2 cannot be loaded: {why}"),
+            );
+            None
+        }
+    }
+}
+
+/// One test's cases (`rows`), and what they need until they ran: the reference library, the
+/// descriptors they use, a scratch directory.
+pub struct Workbench<R> {
+    pub test: &'static str,
+    pub reference: &'static SourceApi,
+    pub rows: Vec<R>,
+    open: Vec<OwnedFd>,
+    pub dir: TempDir,
+}
+
+impl<R> Workbench<R> {
+    /// `None` (after saying why) if the reference library cannot be loaded.
+    pub fn new(test: &'static str) -> Option<Workbench<R>> {
+        Some(Workbench {
+            test,
+            reference: reference_or_skip(test)?,
+            rows: Vec::new(),
+            open: Vec::new(),
+            dir: TempDir::new(test),
+        })
+    }
+
+    /// Keeps `fd` open until the workbench is dropped; its number.
+    pub fn keep(&mut self, fd: OwnedFd) -> RawFd {
+        let raw = fd.as_raw_fd();
+        self.open.push(fd);
+        raw
+    }
+
+    /// Panics with `failures` (all failing rows, one a line), if there are any.
+    pub fn report(&self, failures: Vec<String>) {
+        if let Err(failures) = all_passed(failures, self.rows.len()) {
+            panic!("{}: {failures}", self.test);
+        }
+    }
+}
+
+/// `failures` (one per failing case, of `total`) as one error, or `Ok` if there are none.
+pub fn all_passed(failures: Vec<String>, total: usize) -> Result<(), String> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} of {total} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    ))
+}
+
+/// `main` of a `harness = false` test on a staged `/sys/dev/char` (`fake_sysfs`): loads the
+/// reference library (or says why the test cannot run), enters the private mount namespace,
+/// loads ours, and runs `scenarios` (see `fake_sysfs::run_scenarios`), handing `real` and
+/// `check` the reference library.
+pub fn run_on_fake_sysfs<E>(
+    scenarios: &[Scenario<E>],
+    real: impl Fn(&'static SourceApi, &OwnedFd) -> Result<(), String>,
+    check: impl Fn(&'static SourceApi, &Scenario<E>, &OwnedFd) -> Result<(), String>,
+) -> ExitCode {
+    let reference = match reference() {
+        Ok(api) => api,
+        Err(why) => return cannot_run(&format!("the reference libpmem2 cannot be loaded: {why}")),
+    };
+    if let Err(status) = enter_or_exit() {
+        return status;
+    }
+    ours(); // built (nested cargo) and loaded once, before the first scenario
+    run_scenarios(
+        scenarios,
+        |null| real(reference, null),
+        |scenario, null| check(reference, scenario, null),
+    )
 }
 
 /// What a call left as the thread's message.
@@ -115,12 +219,7 @@ pub fn observe(api: &SourceApi, fd: RawFd) -> Observation {
     let mut src = garbage();
     let code = api.source_from_fd(&mut src, fd);
     let src_null = src.is_null();
-    let text = api.message();
-    let message = if text == FD_NOT_SET {
-        Message::Unchanged
-    } else {
-        Message::Set(text)
-    };
+    let message = message_since_provoked(api);
     let (mut get_fd, mut delete) = (None, None);
     if code == 0 && !src_null {
         let mut out: c_int = -7;

@@ -158,6 +158,18 @@ pub type GetFd = unsafe extern "C" fn(*const Src, *mut c_int) -> c_int;
 pub type Delete = unsafe extern "C" fn(*mut *mut Src) -> c_int;
 /// `const char *pmem2_errormsg(void)`.
 pub type ErrorMsg = unsafe extern "C" fn() -> *const c_char;
+/// `int pmem2_source_size(const struct pmem2_source *src, size_t *size)`, and
+/// `pmem2_source_alignment`, which has the same type.
+pub type SizeQuery = unsafe extern "C" fn(*const Src, *mut usize) -> c_int;
+/// `int pmem2_source_numa_node(const struct pmem2_source *src, int *numa_node)`.
+pub type NumaNode = unsafe extern "C" fn(*const Src, *mut c_int) -> c_int;
+/// `int pmem2_source_device_id(const struct pmem2_source *src, char *id, size_t *len)`.
+pub type DeviceId = unsafe extern "C" fn(*const Src, *mut c_char, *mut usize) -> c_int;
+/// `int pmem2_source_device_usc(const struct pmem2_source *src, uint64_t *usc)`.
+pub type DeviceUsc = unsafe extern "C" fn(*const Src, *mut u64) -> c_int;
+/// `int pmem2_source_pread_mcsafe(struct pmem2_source *src, void *buf, size_t size,
+/// size_t offset)`, and `pmem2_source_pwrite_mcsafe`, which has the same type.
+pub type Mcsafe = unsafe extern "C" fn(*mut Src, *mut c_void, usize, usize) -> c_int;
 
 /// One library's source functions (ours or libpmem2's), resolved with `dlsym`.
 ///
@@ -172,6 +184,13 @@ pub struct SourceApi {
     pub get_fd: GetFd,
     pub delete: Delete,
     pub errormsg: ErrorMsg,
+    pub size: SizeQuery,
+    pub alignment: SizeQuery,
+    pub numa_node: NumaNode,
+    pub device_id: DeviceId,
+    pub device_usc: DeviceUsc,
+    pub pread_mcsafe: Mcsafe,
+    pub pwrite_mcsafe: Mcsafe,
 }
 
 impl fmt::Debug for SourceApi {
@@ -188,7 +207,7 @@ impl SourceApi {
         SourceApi {
             name,
             // SAFETY: `FromFd` is <libpmem2.h>'s prototype of the symbol, which `library`
-            // implements (see above); likewise for the four below.
+            // implements (see above); likewise for the others below.
             from_fd: unsafe { library.get::<FromFd>(c"pmem2_source_from_fd") },
             // SAFETY: `FromAnon` is the symbol's prototype.
             from_anon: unsafe { library.get::<FromAnon>(c"pmem2_source_from_anon") },
@@ -198,6 +217,20 @@ impl SourceApi {
             delete: unsafe { library.get::<Delete>(c"pmem2_source_delete") },
             // SAFETY: `ErrorMsg` is the symbol's prototype.
             errormsg: unsafe { library.get::<ErrorMsg>(c"pmem2_errormsg") },
+            // SAFETY: `SizeQuery` is the symbol's prototype.
+            size: unsafe { library.get::<SizeQuery>(c"pmem2_source_size") },
+            // SAFETY: `SizeQuery` is the symbol's prototype.
+            alignment: unsafe { library.get::<SizeQuery>(c"pmem2_source_alignment") },
+            // SAFETY: `NumaNode` is the symbol's prototype.
+            numa_node: unsafe { library.get::<NumaNode>(c"pmem2_source_numa_node") },
+            // SAFETY: `DeviceId` is the symbol's prototype.
+            device_id: unsafe { library.get::<DeviceId>(c"pmem2_source_device_id") },
+            // SAFETY: `DeviceUsc` is the symbol's prototype.
+            device_usc: unsafe { library.get::<DeviceUsc>(c"pmem2_source_device_usc") },
+            // SAFETY: `Mcsafe` is the symbol's prototype.
+            pread_mcsafe: unsafe { library.get::<Mcsafe>(c"pmem2_source_pread_mcsafe") },
+            // SAFETY: `Mcsafe` is the symbol's prototype.
+            pwrite_mcsafe: unsafe { library.get::<Mcsafe>(c"pmem2_source_pwrite_mcsafe") },
         }
     }
 
