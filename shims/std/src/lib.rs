@@ -282,7 +282,17 @@ impl Error {
             | E::NotDeviceDax { .. }
             | E::SysfsNotALink { .. }
             | E::SysfsLinkTooLong { .. }
-            | E::FileDescriptorNotSet => io::ErrorKind::Unsupported,
+            | E::FileDescriptorNotSet
+            | E::NotSupported(_)
+            | E::IoSourceType
+            | E::RegionNotFound => io::ErrorKind::Unsupported,
+            E::InvalidSize { .. }
+            | E::InvalidAlignment { .. }
+            | E::InvalidDeviceAttribute { .. }
+            | E::AlignmentNotPowerOfTwo { .. } => io::ErrorKind::InvalidData,
+            E::UnexpectedEnd { .. } => io::ErrorKind::UnexpectedEof,
+            // A bad block: the kernel's own word for it is EIO.
+            E::IoFailed { .. } | E::MachineCheck { .. } => io::ErrorKind::Other,
             _ => match self.code().checked_neg() {
                 Some(errno @ 1..=4095) => io::Error::from_raw_os_error(errno).kind(),
                 _ => io::ErrorKind::InvalidInput,
@@ -351,6 +361,33 @@ mod tests {
         assert_eq!(kind(E::Directory), io::ErrorKind::IsADirectory);
         assert_eq!(kind(E::NoMemory), io::ErrorKind::OutOfMemory);
         assert_eq!(kind(E::FileDescriptorNotSet), io::ErrorKind::Unsupported);
+        assert_eq!(
+            kind(E::AlignmentNotPowerOfTwo { alignment: 3 }),
+            io::ErrorKind::InvalidData
+        );
+        assert_eq!(kind(E::RegionNotFound), io::ErrorKind::Unsupported);
+        assert_eq!(
+            kind(E::MachineCheck {
+                direction: IoDirection::Read
+            }),
+            io::ErrorKind::Other
+        );
+        assert_eq!(
+            kind(E::UnexpectedEnd {
+                direction: IoDirection::Write,
+                offset: 7
+            }),
+            io::ErrorKind::UnexpectedEof
+        );
+        assert_eq!(
+            kind(E::OutOfRange {
+                direction: IoDirection::Read,
+                len: 2,
+                offset: 9,
+                source_size: 10
+            }),
+            io::ErrorKind::InvalidInput
+        );
     }
 
     #[test]
