@@ -96,6 +96,10 @@ fn malformed(zero: &File) -> Result<(), String> {
     )
 }
 
+/// A name, the attribute files of `1:5`, and the check to run on `/dev/zero`.
+type Scenario = (&'static str, &'static [(&'static str, &'static str)], Check);
+type Check = fn(&File) -> Result<(), String>;
+
 fn main() -> ExitCode {
     if let Err(status) = enter_or_exit() {
         return status;
@@ -107,8 +111,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    type Check = fn(&File) -> Result<(), String>;
-    let scenarios: [(&str, &[(&str, &str)], Check); 2] = [
+    let scenarios: [Scenario; 2] = [
         (
             "std: size, alignment, NUMA node and mcsafe I/O of a staged Device DAX",
             &[
