@@ -14,6 +14,10 @@
 //!   for character devices one `readlinkat` of `/sys/dev/char/M:m/subsystem`, in libpmem2's
 //!   order of checks. Regular file → [`FileType::Regular`]; a character device whose subsystem
 //!   is `dax` → [`FileType::DeviceDax`]; everything else a documented [`Error`].
+//! - The queries of SPEC §5: [`Source::size_with`], [`Source::alignment_with`],
+//!   [`Source::numa_node_with`], [`Source::device_id_with`], [`Source::device_usc_with`] (from
+//!   sysfs for Device DAX and NVDIMMs), and [`Source::pread_mcsafe_with`] /
+//!   [`Source::pwrite_mcsafe_with`].
 //! - [`Source::anon`], [`Source::fd`] (`get_fd`), and the allocated form [`SourceBox`] with a
 //!   caller-chosen allocator ([`Global`] with feature `alloc`, [`StaticPool`] with no heap at
 //!   all, test allocators).
@@ -25,7 +29,11 @@
 //! - No libc, no allocation unless you ask for a [`SourceBox`], no panics.
 //! - It never closes or duplicates the descriptor: a [`Source`] borrows it, and the caller
 //!   keeps it open while the source is in use.
-//! - Mapping, size, alignment and I/O are not here yet.
+//! - No mapping API (`pmem2_map_new` and friends are libpmem2's, not a source's).
+//! - No libndctl: Device DAX and NVDIMM facts come from sysfs.
+//! - No signal handling: Device DAX `pread_mcsafe`/`pwrite_mcsafe` need a backend whose copy
+//!   survives SIGBUS ([`sys::Syscalls::copy_from_mapping`]); the bare [`sys::Linux`] backend
+//!   has none and answers `PMEM2_E_NOSUPP`, `pmem2-source-std`'s `StdSyscalls` has one.
 //!
 //! # Backends
 //!
