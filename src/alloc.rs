@@ -7,7 +7,8 @@
 //!
 //! - [`Global`] (feature `alloc`): the Rust global allocator;
 //! - [`StaticPool`]: a fixed array of slots in a `static`, guarded by a spin lock; needs no heap
-//!   at all and reports exhaustion as `-ENOMEM`;
+//!   at all and reports exhaustion as `-ENOMEM`. Its memory is inside it, so it allocates
+//!   through a shared reference (`&POOL`), never by value;
 //! - [`FailingAlloc`] and [`CountingAlloc`]: for tests — every allocation fails; or every
 //!   allocation and free is counted, to prove nothing leaks.
 //!
@@ -36,7 +37,11 @@ use crate::sys::Syscalls;
 /// - [`allocate`](Self::allocate) returns either `None` or a pointer that is aligned for
 ///   `Source`, valid for reads and writes of one `Source`, and used by nothing else until it is
 ///   passed to [`deallocate`](Self::deallocate) of the same allocator;
-/// - `deallocate` only releases the memory; it does not read the `Source`.
+/// - `deallocate` only releases the memory; it does not read the `Source`;
+/// - moving the allocator value does not invalidate memory it handed out: a [`SourceBox`]
+///   keeps its allocator by value and moves with it. An allocator whose memory lies inside
+///   the allocator value itself (like [`StaticPool`]) therefore implements this trait for a
+///   shared reference to it, not for itself (as `core::alloc::Allocator` asks too).
 pub unsafe trait SourceAlloc {
     /// Memory for one `Source` (uninitialised), or `None` when none is available.
     fn allocate(&self) -> Option<NonNull<Source>>;
@@ -233,6 +238,35 @@ pub struct StaticPool<const N: usize> {
 // slot, whatever thread they are on.
 unsafe impl<const N: usize> Sync for StaticPool<N> {}
 
+/// Regression (found by Miri): a pool used by value moved into its [`SourceBox`], leaving the
+/// box pointing into the pool's old place — a dangling pointer from safe code. The pool is
+/// now [`SourceAlloc`] only through a shared reference, so these do not compile:
+///
+/// ```compile_fail
+/// use pmem2_source::{SourceBox, StaticPool};
+///
+/// let source = SourceBox::anon_in(1, StaticPool::<1>::new());
+/// ```
+///
+/// ```compile_fail
+/// use pmem2_source::{CountingAlloc, SourceBox, StaticPool};
+///
+/// let source = SourceBox::anon_in(1, CountingAlloc::new(StaticPool::<1>::new()));
+/// ```
+///
+/// and this does:
+///
+/// ```
+/// use pmem2_source::{CountingAlloc, SourceBox, StaticPool};
+///
+/// let pool = StaticPool::<1>::new();
+/// let counting = CountingAlloc::new(&pool);
+/// let source = SourceBox::anon_in(1, &counting).unwrap();
+/// assert_eq!((source.anon_size(), pool.in_use()), (Some(1), 1));
+/// ```
+#[cfg(doctest)]
+pub struct StaticPoolByValueIsNotAnAllocator;
+
 impl<const N: usize> StaticPool<N> {
     /// An empty pool (usable in a `static`).
     pub const fn new() -> StaticPool<N> {
@@ -277,8 +311,10 @@ impl<const N: usize> fmt::Debug for StaticPool<N> {
 
 // SAFETY: see `impl Sync`: a slot is handed out only while free, marked used under the lock,
 // and marked free again only by `deallocate` of that same slot. Slots are `MaybeUninit<Source>`
-// in an `UnsafeCell`, so they are aligned for Source and writable through the pointer.
-unsafe impl<const N: usize> SourceAlloc for StaticPool<N> {
+// in an `UnsafeCell`, so they are aligned for Source and writable through the pointer. The
+// implementing type is a reference: moving it leaves the pool, and so the slots, in place, and
+// the borrow keeps the pool alive and unmoved while any source from it exists.
+unsafe impl<const N: usize> SourceAlloc for &StaticPool<N> {
     fn allocate(&self) -> Option<NonNull<Source>> {
         let mut in_use = self.in_use.lock();
         let index = in_use.iter().position(|&used| !used)?;
@@ -323,7 +359,8 @@ unsafe impl SourceAlloc for FailingAlloc {
 /// ```
 /// use pmem2_source::{CountingAlloc, SourceBox, StaticPool};
 ///
-/// let counting = CountingAlloc::new(StaticPool::<2>::new());
+/// let pool = StaticPool::<2>::new();
+/// let counting = CountingAlloc::new(&pool);
 /// let source = SourceBox::anon_in(1, &counting).unwrap();
 /// drop(source);
 /// assert_eq!((counting.allocations(), counting.deallocations()), (1, 1));
@@ -427,7 +464,8 @@ mod tests {
 
     #[test]
     fn bad_descriptor_allocates_nothing() {
-        let counting = CountingAlloc::new(StaticPool::<1>::new());
+        let pool = StaticPool::<1>::new();
+        let counting = CountingAlloc::new(&pool);
         let kernel = ScriptedKernel::regular_file().with_fcntl(Err(Errno::EBADF));
         let err = SourceBox::from_fd_in(&kernel, 3, &counting).expect_err("closed");
         assert_eq!(err.code(), PMEM2_E_INVALID_FILE_HANDLE);
@@ -436,7 +474,8 @@ mod tests {
 
     #[test]
     fn counting_sees_balanced_allocations() {
-        let counting = CountingAlloc::new(StaticPool::<4>::new());
+        let pool = StaticPool::<4>::new();
+        let counting = CountingAlloc::new(&pool);
         let kernel = ScriptedKernel::char_device(0xfc00);
         {
             let dax = SourceBox::from_fd_in(&kernel, 7, &counting).expect("dax");
@@ -478,25 +517,78 @@ mod tests {
     #[test]
     fn pool_ignores_foreign_pointers() {
         let pool = StaticPool::<2>::new();
-        let held = SourceBox::anon_in(1, &pool).expect("slot");
+        let handle = &pool;
+        let held = SourceBox::anon_in(1, handle).expect("slot");
         let mut outside = Source::anon(0);
         let inside_but_misaligned =
             NonNull::new(held.ptr.as_ptr().cast::<u8>().wrapping_add(1).cast());
         // SAFETY: deliberately breaks the contract to check the pool does not free a slot
         // it did not hand out for this pointer; the pool never dereferences the pointer.
         unsafe {
-            pool.deallocate(NonNull::from(&mut outside));
+            handle.deallocate(NonNull::from(&mut outside));
         }
         if let Some(ptr) = inside_but_misaligned {
             // SAFETY: as above.
-            unsafe { pool.deallocate(ptr) };
+            unsafe { handle.deallocate(ptr) };
         }
         assert_eq!(pool.in_use(), 1);
     }
 
+    /// Regression for the pool moved into its own box (see `StaticPoolByValueIsNotAnAllocator`):
+    /// boxes and the allocator handles in them move freely, between threads too, while the
+    /// pool stays put.
+    #[test]
+    fn pool_boxes_and_handles_move_freely() {
+        static POOL: StaticPool<3> = StaticPool::new();
+        let pool = StaticPool::<2>::new();
+        let counting = CountingAlloc::new(&pool);
+        let boxes = std::vec![
+            SourceBox::anon_in(11, &counting).expect("slot"),
+            SourceBox::anon_in(22, &counting).expect("slot"),
+        ];
+        let moved: std::vec::Vec<_> = boxes.into_iter().rev().collect();
+        assert_eq!(moved[0].anon_size(), Some(22));
+        assert_eq!(moved[1].anon_size(), Some(11));
+        let sent = SourceBox::anon_in(33, &POOL).expect("slot");
+        let handed_over = std::thread::spawn(move || {
+            let (ptr, handle) = sent.into_raw();
+            // SAFETY: `ptr` and `handle` come from one into_raw call.
+            let source = unsafe { SourceBox::from_raw_in(ptr, handle) };
+            assert_eq!(source.anon_size(), Some(33));
+            source
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(handed_over.anon_size(), Some(33));
+        assert_eq!(POOL.in_use(), 1);
+        drop(handed_over);
+        drop(moved);
+        assert_eq!((POOL.in_use(), pool.in_use(), counting.live()), (0, 0, 0));
+    }
+
+    #[test]
+    fn pool_and_box_describe_themselves() {
+        let pool = StaticPool::<3>::default();
+        assert_eq!(pool.capacity(), 3);
+        let source = SourceBox::anon_in(5, &pool).expect("slot");
+        assert!(
+            core::ptr::eq(*source.allocator(), &pool),
+            "the box's own pool"
+        );
+        assert_eq!(
+            std::format!("{pool:?}"),
+            "StaticPool { capacity: 3, in_use: 1 }"
+        );
+        assert_eq!(
+            std::format!("{source:?}"),
+            "SourceBox(Source { anon_size: Some(5) })"
+        );
+    }
+
     #[test]
     fn into_raw_and_back() {
-        let counting = CountingAlloc::new(StaticPool::<1>::new());
+        let pool = StaticPool::<1>::new();
+        let counting = CountingAlloc::new(&pool);
         let (ptr, alloc) = SourceBox::anon_in(77, &counting).expect("slot").into_raw();
         assert_eq!(counting.live(), 1);
         // SAFETY: ptr and alloc come from one into_raw call.

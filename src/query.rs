@@ -686,6 +686,82 @@ mod tests {
         assert_eq!(kernel.open_descriptors(), 0);
     }
 
+    /// A backend whose DIMM ids change between `device_id`'s measuring pass and its writing
+    /// pass: `before` answers until the first DIMM's `nfit/id` is opened a second time, then
+    /// `after` answers everything.
+    struct IdChangesMidway {
+        before: ScriptedKernel,
+        after: ScriptedKernel,
+        id_opens: core::cell::Cell<u32>,
+    }
+
+    impl IdChangesMidway {
+        fn now(&self) -> &ScriptedKernel {
+            if self.id_opens.get() > 1 {
+                &self.after
+            } else {
+                &self.before
+            }
+        }
+    }
+
+    impl Syscalls for IdChangesMidway {
+        fn fcntl_getfl(&self, fd: i32) -> Result<u32, Errno> {
+            self.now().fcntl_getfl(fd)
+        }
+        fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
+            self.now().fstat(fd)
+        }
+        fn readlink(&self, path: &core::ffi::CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+            self.now().readlink(path, buf)
+        }
+        fn open_read_only(&self, path: &core::ffi::CStr) -> Result<i32, Errno> {
+            if path.to_bytes() == b"/sys/bus/nd/devices/nmem0/nfit/id" {
+                self.id_opens.set(self.id_opens.get() + 1);
+            }
+            self.now().open_read_only(path)
+        }
+        fn read(&self, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+            self.now().read(fd, buf)
+        }
+        fn close(&self, fd: i32) -> Result<(), Errno> {
+            self.now().close(fd)
+        }
+    }
+
+    #[test]
+    fn device_id_that_grows_between_the_passes_does_not_overrun() {
+        // Measured: 6 bytes and the NUL. Written: 7 bytes, which leave no room for the NUL.
+        let grown = IdChangesMidway {
+            before: dax_with_region([b"abcd\n", b"ef\n"], [b"0\n", b"0\n"]),
+            after: dax_with_region([b"abcde\n", b"ef\n"], [b"0\n", b"0\n"]),
+            id_opens: core::cell::Cell::new(0),
+        };
+        let dax = Source::from_fd_with(&grown, 3).expect("the scripted source");
+        let mut roomy = [0xffu8; 16];
+        assert_failure(
+            dax.device_id_with(&grown, Some(&mut roomy)),
+            PMEM2_E_BUFFER_TOO_SMALL,
+            "the buffer is too small: the device id needs 8 bytes",
+        );
+        assert_eq!(&roomy[..7], b"abcdeef", "what was read");
+        assert!(roomy[7..].iter().all(|&b| b == 0xff), "nothing past it");
+        // Grown past the caller's buffer: refused before anything lands outside it.
+        let grown = IdChangesMidway {
+            before: dax_with_region([b"abcd\n", b"ef\n"], [b"0\n", b"0\n"]),
+            after: dax_with_region([b"abcdefghij\n", b"ef\n"], [b"0\n", b"0\n"]),
+            id_opens: core::cell::Cell::new(0),
+        };
+        let mut exact = [0xffu8; 7];
+        assert_eq!(
+            dax.device_id_with(&grown, Some(&mut exact))
+                .map_err(|e| e.code()),
+            Err(PMEM2_E_INVALID_DEV_FORMAT)
+        );
+        assert_eq!(exact, [0xff; 7], "nothing written");
+        assert_eq!(grown.after.open_descriptors(), 0);
+    }
+
     #[test]
     fn device_id_and_usc_need_nvdimms() {
         let kernel = dax_kernel();

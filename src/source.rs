@@ -300,6 +300,7 @@ impl fmt::Debug for Source {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use std::string::ToString;
 
     use super::*;
 
@@ -329,6 +330,12 @@ mod tests {
             assert_eq!(source.ino(), Some(77));
             assert_eq!(source.anon_size(), None);
         }
+    }
+
+    #[test]
+    fn file_types_print_as_words() {
+        assert_eq!(FileType::Regular.to_string(), "regular file");
+        assert_eq!(FileType::DeviceDax.to_string(), "Device DAX");
     }
 
     #[test]

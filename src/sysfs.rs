@@ -601,6 +601,60 @@ mod tests {
     }
 
     #[test]
+    fn paths_know_their_root() {
+        let dimm = SysfsRoot::NdDevice(SysfsText::new(b"nmem1"));
+        let path = SysfsPath::new(dimm.clone(), "nfit/id").up(1);
+        assert_eq!(path.root(), &dimm);
+        let operations = [
+            SysfsOperation::Open,
+            SysfsOperation::Read,
+            SysfsOperation::Readlink,
+        ];
+        let names = operations.map(|operation| operation.to_string());
+        assert_eq!(names, ["open", "read", "readlink"]);
+    }
+
+    #[test]
+    fn long_attributes_are_cut_to_the_buffer() {
+        use crate::sys::scripted::ScriptedKernel;
+        let path = SysfsPath::new(SysfsRoot::CharDevice(DeviceNumber::from_raw(1)), "size");
+        let long = [b'7'; 80];
+        let kernel = ScriptedKernel::char_device(1).with_file("/sys/dev/char/0:1/size", &long);
+        let mut buf = [0; ATTRIBUTE_CAPACITY];
+        let read = read_attribute(&kernel, &path, &mut buf).expect("readable");
+        assert_eq!(read, &long[..ATTRIBUTE_CAPACITY]);
+        assert_eq!(parse_decimal(read), None, "a cut number is no number");
+        assert_eq!(kernel.open_descriptors(), 0);
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried_a_bounded_number_of_times() {
+        use crate::sys::scripted::{Call, FileScript, ScriptedKernel};
+        let path = SysfsPath::new(SysfsRoot::CharDevice(DeviceNumber::from_raw(1)), "size");
+        let kernel = ScriptedKernel::char_device(1).with_file_script(
+            "/sys/dev/char/0:1/size",
+            FileScript::ReadFails(Errno::EINTR),
+        );
+        let mut buf = [0; ATTRIBUTE_CAPACITY];
+        let failure = read_attribute(&kernel, &path, &mut buf).expect_err("always interrupted");
+        assert_eq!(
+            (failure.operation, failure.errno),
+            (SysfsOperation::Read, Errno::EINTR)
+        );
+        assert_eq!(
+            failure.to_string(),
+            "read \"/sys/dev/char/0:1/size\": Interrupted system call"
+        );
+        let reads = kernel
+            .calls()
+            .iter()
+            .filter(|call| matches!(call, Call::Read { .. }))
+            .count();
+        assert_eq!(reads as u32, crate::io::MAX_INTERRUPTIONS + 1);
+        assert_eq!(kernel.open_descriptors(), 0);
+    }
+
+    #[test]
     fn subsystem_names_are_escaped_and_bounded() {
         assert_eq!(SysfsText::new(b"mem").to_string(), "mem");
         assert_eq!(SysfsText::new(b"a\"b\n\xff").to_string(), "a\\\"b\\n\\xff");

@@ -63,10 +63,14 @@ fn build() -> Result<PathBuf, String> {
         // Flags meant for the outer build (coverage instrumentation, sanitizers, `-D
         // warnings`) would replace the example's own and may need a runtime it does not
         // have; a target set for the outer build is not the host this test runs the binary on.
+        // `cargo llvm-cov` instruments through a rustc wrapper rather than RUSTFLAGS, and the
+        // profiler runtime needs libc: the nested build goes without wrappers too.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .stdin(Stdio::null())
         .output()
     {

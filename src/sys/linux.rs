@@ -150,8 +150,9 @@ fn page_size() -> Result<usize, Errno> {
     }
 }
 
-/// `AT_PAGESZ` from the auxiliary vector in `/proc/self/auxv`.
-fn page_size_from_auxv(sys: &Linux) -> Result<usize, Errno> {
+/// `AT_PAGESZ` from the auxiliary vector in `/proc/self/auxv`, read through `sys` (the
+/// running kernel on aarch64; scripted auxv files in the tests, on every architecture).
+fn page_size_from_auxv<S: Syscalls + ?Sized>(sys: &S) -> Result<usize, Errno> {
     /// `AT_PAGESZ` in `<linux/auxvec.h>` (the same on every architecture).
     const AT_PAGESZ: usize = 6;
     const ENTRY: usize = 2 * size_of::<usize>();
@@ -174,7 +175,7 @@ fn page_size_from_auxv(sys: &Linux) -> Result<usize, Errno> {
 }
 
 /// Fills `buf` from `fd`: `Ok(true)` when full, `Ok(false)` at the end of the file.
-fn read_exactly(sys: &Linux, fd: i32, buf: &mut [u8]) -> Result<bool, Errno> {
+fn read_exactly<S: Syscalls + ?Sized>(sys: &S, fd: i32, buf: &mut [u8]) -> Result<bool, Errno> {
     let mut filled = 0;
     while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
         match sys.read(fd, rest)? {
@@ -212,6 +213,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes real syscalls (inline assembly)")]
     fn page_size_matches_sysconf() {
         // SAFETY: sysconf has no preconditions.
         let expected = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
@@ -219,7 +221,51 @@ mod tests {
         assert_eq!(page_size_from_auxv(&Linux), Ok(expected));
     }
 
+    /// An auxiliary vector of `(key, value)` words, as `/proc/self/auxv` holds it.
+    fn auxv(entries: &[(usize, usize)]) -> std::vec::Vec<u8> {
+        entries
+            .iter()
+            .flat_map(|&(key, value)| [key.to_ne_bytes(), value.to_ne_bytes()])
+            .flatten()
+            .collect()
+    }
+
+    /// The aarch64 path, on any architecture: `AT_PAGESZ` (6) among other entries, and what
+    /// happens when it is missing, cut short or unreadable.
     #[test]
+    fn page_size_from_scripted_auxv() {
+        use crate::sys::scripted::{FileScript, ScriptedKernel};
+        const AUXV: &str = "/proc/self/auxv";
+        let scripted = |bytes: &[u8]| ScriptedKernel::regular_file().with_file(AUXV, bytes);
+
+        let kernel = scripted(&auxv(&[(33, 0x7fff), (16, 0xbfebfbff), (6, 65536), (0, 0)]));
+        assert_eq!(page_size_from_auxv(&kernel), Ok(65536));
+        assert_eq!(kernel.open_descriptors(), 0, "closed after reading");
+
+        let kernel = scripted(&auxv(&[(33, 0x7fff), (0, 0)]));
+        assert_eq!(page_size_from_auxv(&kernel), Err(Errno::ENOENT), "no AT_PAGESZ");
+        assert_eq!(kernel.open_descriptors(), 0);
+
+        let mut cut = auxv(&[(33, 0x7fff), (6, 16384)]);
+        cut.truncate(cut.len() - 1);
+        let kernel = scripted(&cut);
+        assert_eq!(
+            page_size_from_auxv(&kernel),
+            Err(Errno::ENOENT),
+            "a cut entry is not an answer"
+        );
+
+        let kernel = ScriptedKernel::regular_file()
+            .with_file_script(AUXV, FileScript::ReadFails(Errno::EIO));
+        assert_eq!(page_size_from_auxv(&kernel), Err(Errno::EIO));
+        assert_eq!(kernel.open_descriptors(), 0, "closed after a failed read");
+
+        let kernel = ScriptedKernel::regular_file();
+        assert_eq!(page_size_from_auxv(&kernel), Err(Errno::ENOENT), "no auxv");
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "makes real syscalls (inline assembly)")]
     fn file_io_round_trip() {
         let dir = std::env::temp_dir().join(std::format!("pmem2-source-linux-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -284,6 +330,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes real syscalls (inline assembly)")]
     fn fstat_matches_libc() {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::MetadataExt;
@@ -298,6 +345,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes real syscalls (inline assembly)")]
     fn readlink_reads_and_truncates() {
         let path = c"/proc/self/cwd";
         let expected = std::env::current_dir().expect("cwd");
@@ -319,6 +367,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes real syscalls (inline assembly)")]
     fn bad_descriptors_give_ebadf() {
         assert_eq!(Linux.fcntl_getfl(-1), Err(Errno::EBADF));
         assert_eq!(Linux.fcntl_getfl(i32::MAX), Err(Errno::EBADF));

@@ -293,3 +293,355 @@ impl<S: Syscalls + ?Sized> Syscalls for &S {
         unsafe { (**self).copy_to_mapping(dst, src) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    use super::scripted::{Call, ScriptedKernel};
+    use super::*;
+    use crate::error::{Error, IoDirection, Unsupported};
+    use crate::source::Source;
+    use crate::sysfs::{SysfsFailure, SysfsOperation, SysfsPath, SysfsRoot};
+
+    /// The three required calls of the scripted kernel and nothing else: every other answer
+    /// is the trait's default.
+    struct Minimal<'k>(&'k ScriptedKernel);
+
+    impl Syscalls for Minimal<'_> {
+        fn fcntl_getfl(&self, fd: i32) -> Result<u32, Errno> {
+            self.0.fcntl_getfl(fd)
+        }
+        fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
+            self.0.fstat(fd)
+        }
+        fn readlink(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+            self.0.readlink(path, buf)
+        }
+    }
+
+    /// How much of the scripted kernel a [`Partial`] backend provides, in addition to the
+    /// three required calls.
+    #[derive(Clone, Copy, PartialEq, PartialOrd, Debug)]
+    enum Provides {
+        Required,
+        Open,
+        SysfsAndFiles,
+        Map,
+        Unmap,
+        Everything,
+    }
+
+    /// A backend that implements some calls (the scripted kernel's) and leaves the rest to
+    /// the trait's defaults, as an embedder may.
+    struct Partial {
+        kernel: ScriptedKernel,
+        provides: Provides,
+    }
+
+    impl Partial {
+        fn has(&self, level: Provides) -> bool {
+            self.provides >= level
+        }
+
+        fn minimal(&self) -> Minimal<'_> {
+            Minimal(&self.kernel)
+        }
+    }
+
+    impl Syscalls for Partial {
+        fn fcntl_getfl(&self, fd: i32) -> Result<u32, Errno> {
+            self.minimal().fcntl_getfl(fd)
+        }
+        fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
+            self.minimal().fstat(fd)
+        }
+        fn readlink(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+            self.minimal().readlink(path, buf)
+        }
+        fn open_read_only(&self, path: &CStr) -> Result<i32, Errno> {
+            match self.has(Provides::Open) {
+                true => self.kernel.open_read_only(path),
+                false => self.minimal().open_read_only(path),
+            }
+        }
+        fn read(&self, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+            match self.has(Provides::SysfsAndFiles) {
+                true => self.kernel.read(fd, buf),
+                false => self.minimal().read(fd, buf),
+            }
+        }
+        fn close(&self, fd: i32) -> Result<(), Errno> {
+            match self.has(Provides::SysfsAndFiles) {
+                true => self.kernel.close(fd),
+                false => self.minimal().close(fd),
+            }
+        }
+        fn pread(&self, fd: i32, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+            match self.has(Provides::SysfsAndFiles) {
+                true => self.kernel.pread(fd, buf, offset),
+                false => self.minimal().pread(fd, buf, offset),
+            }
+        }
+        fn pwrite(&self, fd: i32, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+            match self.has(Provides::SysfsAndFiles) {
+                true => self.kernel.pwrite(fd, buf, offset),
+                false => self.minimal().pwrite(fd, buf, offset),
+            }
+        }
+        fn page_size(&self) -> Result<usize, Errno> {
+            match self.has(Provides::SysfsAndFiles) {
+                true => self.kernel.page_size(),
+                false => self.minimal().page_size(),
+            }
+        }
+        fn map_shared(
+            &self,
+            fd: i32,
+            offset: u64,
+            len: usize,
+            writable: bool,
+        ) -> Result<NonNull<u8>, Errno> {
+            match self.has(Provides::Map) {
+                true => self.kernel.map_shared(fd, offset, len, writable),
+                false => self.minimal().map_shared(fd, offset, len, writable),
+            }
+        }
+        unsafe fn unmap(&self, addr: NonNull<u8>, len: usize) -> Result<(), Errno> {
+            match self.has(Provides::Unmap) {
+                // SAFETY: the caller's guarantee is passed on unchanged.
+                true => unsafe { self.kernel.unmap(addr, len) },
+                // SAFETY: as above.
+                false => unsafe { self.minimal().unmap(addr, len) },
+            }
+        }
+        unsafe fn copy_from_mapping(
+            &self,
+            dst: &mut [u8],
+            src: NonNull<u8>,
+        ) -> Result<(), MappingCopyError> {
+            match self.has(Provides::Everything) {
+                // SAFETY: the caller's guarantee is passed on unchanged.
+                true => unsafe { self.kernel.copy_from_mapping(dst, src) },
+                // SAFETY: as above.
+                false => unsafe { self.minimal().copy_from_mapping(dst, src) },
+            }
+        }
+        unsafe fn copy_to_mapping(
+            &self,
+            dst: NonNull<u8>,
+            src: &[u8],
+        ) -> Result<(), MappingCopyError> {
+            match self.has(Provides::Everything) {
+                // SAFETY: the caller's guarantee is passed on unchanged.
+                true => unsafe { self.kernel.copy_to_mapping(dst, src) },
+                // SAFETY: as above.
+                false => unsafe { self.minimal().copy_to_mapping(dst, src) },
+            }
+        }
+    }
+
+    fn dax_kernel() -> ScriptedKernel {
+        ScriptedKernel::char_device(0xfc00)
+            .with_file("/sys/dev/char/252:0/size", b"4096\n")
+            .with_file("/sys/dev/char/252:0/align", b"4096\n")
+    }
+
+    fn dax_size_path() -> SysfsPath {
+        SysfsPath::new(
+            SysfsRoot::CharDevice(crate::DeviceNumber::from_raw(0xfc00)),
+            "size",
+        )
+    }
+
+    /// What a missing call turns into: its `ENOSYS` (or, for the copies, "no
+    /// machine-check-safe copy") reported by the operation that needed it.
+    #[test]
+    fn missing_calls_answer_with_the_defaults() {
+        let partial = |kernel, provides| Partial { kernel, provides };
+        let enosys = Errno::ENOSYS;
+
+        let file = partial(ScriptedKernel::regular_file(), Provides::Required);
+        let source = Source::from_fd_with(&file, 3).expect("the three required calls suffice");
+        assert_eq!(source.size_with(&file), Ok(4096), "fstat is enough");
+        let err = source.alignment_with(&file).expect_err("no page size");
+        assert_eq!(err, Error::PageSize { errno: enosys });
+        assert_eq!(
+            (err.code(), err.to_string().as_str()),
+            (
+                -38,
+                "cannot find out the page size: Function not implemented"
+            )
+        );
+        let read = Error::Io {
+            direction: IoDirection::Read,
+            errno: enosys,
+        };
+        assert_eq!(source.pread_mcsafe_with(&file, &mut [0; 4], 0), Err(read));
+        let write = Error::Io {
+            direction: IoDirection::Write,
+            errno: enosys,
+        };
+        assert_eq!(source.pwrite_mcsafe_with(&file, &[0; 4], 0), Err(write));
+        let file = partial(ScriptedKernel::regular_file(), Provides::SysfsAndFiles);
+        assert_eq!(source.alignment_with(&file), Ok(4096));
+        assert_eq!(source.pwrite_mcsafe_with(&file, b"file", 1), Ok(()));
+        let mut back = [0; 5];
+        assert_eq!(source.pread_mcsafe_with(&file, &mut back, 0), Ok(()));
+        assert_eq!(&back, b"\0file");
+
+        let sysfs = |operation| {
+            Err(Error::Sysfs(SysfsFailure {
+                path: dax_size_path(),
+                operation,
+                errno: enosys,
+            }))
+        };
+        let dax = partial(dax_kernel(), Provides::Required);
+        let source = Source::from_fd_with(&dax, 3).expect("Device DAX");
+        assert_eq!(source.size_with(&dax), sysfs(SysfsOperation::Open));
+        let dax = partial(dax_kernel(), Provides::Open);
+        assert_eq!(source.size_with(&dax), sysfs(SysfsOperation::Read));
+        assert_eq!(dax.kernel.open_descriptors(), 1, "close is missing too");
+
+        let dax = partial(dax_kernel(), Provides::SysfsAndFiles);
+        assert_eq!(source.size_with(&dax), Ok(4096));
+        let mapping = |call| {
+            Err(Error::Mapping {
+                call,
+                errno: enosys,
+            })
+        };
+        assert_eq!(
+            source.pread_mcsafe_with(&dax, &mut [0; 4], 0),
+            mapping("mmap")
+        );
+        let dax = partial(dax_kernel(), Provides::Map);
+        assert_eq!(
+            source.pread_mcsafe_with(&dax, &mut [0; 4], 0),
+            mapping("munmap")
+        );
+
+        let dax = partial(dax_kernel().with_data(&[9; 4096]), Provides::Unmap);
+        let no_copy = Error::NotSupported(Unsupported::MachineCheckSafeCopy);
+        let mut buf = [0; 4];
+        assert_eq!(
+            source.pread_mcsafe_with(&dax, &mut buf, 0),
+            Err(no_copy.clone())
+        );
+        assert_eq!(buf, [0; 4], "nothing copied");
+        assert_eq!(
+            source.pwrite_mcsafe_with(&dax, &[1; 4], 0),
+            Err(no_copy.clone())
+        );
+        assert_eq!(dax.kernel.data()[..4], [9; 4], "nothing written");
+        assert!(
+            matches!(dax.kernel.calls().last(), Some(Call::Unmap { len: 4096 })),
+            "unmapped all the same"
+        );
+        assert_eq!(
+            (no_copy.code(), no_copy.to_string().as_str()),
+            (
+                crate::codes::PMEM2_E_NOSUPP,
+                "machine-check-safe Device DAX I/O needs a copy that survives SIGBUS, which \
+                 this syscall backend does not provide (the no_std core installs no signal \
+                 handler; pmem2-source-std and the C ABI do)"
+            )
+        );
+
+        let dax = partial(dax_kernel().with_data(&[9; 4096]), Provides::Everything);
+        assert_eq!(source.pread_mcsafe_with(&dax, &mut buf, 0), Ok(()));
+        assert_eq!(buf, [9; 4]);
+        assert_eq!(source.pwrite_mcsafe_with(&dax, &[1; 2], 1), Ok(()));
+        assert_eq!(dax.kernel.data()[..4], [9, 1, 1, 9]);
+    }
+
+    /// Every query and transfer of one source, with the answers, as a comparable record.
+    fn everything<S: Syscalls + ?Sized>(sys: &S) -> Vec<std::string::String> {
+        let mut answers = Vec::new();
+        let source = Source::from_fd_with(sys, 3).expect("a scripted source");
+        answers.push(std::format!("{source:?}"));
+        let mut buf = [0u8; 8];
+        let mut id = [0u8; 64];
+        answers.push(std::format!("{:?}", source.size_with(sys)));
+        answers.push(std::format!("{:?}", source.alignment_with(sys)));
+        answers.push(std::format!("{:?}", source.numa_node_with(sys)));
+        answers.push(std::format!(
+            "{:?}",
+            source.device_id_with(sys, Some(&mut id))
+        ));
+        answers.push(std::format!("{:?}", source.device_usc_with(sys)));
+        answers.push(std::format!(
+            "{:?}",
+            source.pwrite_mcsafe_with(sys, b"12345678", 8)
+        ));
+        answers.push(std::format!(
+            "{:?}",
+            source.pread_mcsafe_with(sys, &mut buf, 4)
+        ));
+        answers.push(std::format!("{buf:?} {id:?}"));
+        answers
+    }
+
+    /// A backend behind a reference (`S = &Backend`, as generic code that stores `&S` ends up
+    /// passing) answers exactly as the backend itself, through the same calls.
+    #[test]
+    fn references_to_backends_forward_every_call() {
+        let kernels = || {
+            [
+                ScriptedKernel::regular_file()
+                    .with_data(&[5; 64])
+                    .with_link("/sys/dev/block/8:1/device/subsystem", Ok(b"../../bus/nd"))
+                    .with_file("/sys/dev/block/8:1/device/numa_node", b"0\n")
+                    .with_file("/sys/dev/block/8:1/device/../mappings", b"1\n")
+                    .with_file("/sys/dev/block/8:1/device/../mapping0", b"nmem1,0,1,0\n")
+                    .with_file("/sys/bus/nd/devices/nmem1/nfit/id", b"id-1\n")
+                    .with_file("/sys/bus/nd/devices/nmem1/nfit/dirty_shutdown", b"4\n"),
+                dax_kernel()
+                    .with_data(&[6; 4096])
+                    .with_file("/sys/dev/char/252:0/numa_node", b"1\n")
+                    .with_file("/sys/dev/char/252:0/../mappings", b"1\n")
+                    .with_file("/sys/dev/char/252:0/../mapping0", b"nmem0,0,1,0\n")
+                    .with_file("/sys/bus/nd/devices/nmem0/nfit/id", b"id-0\n")
+                    .with_file("/sys/bus/nd/devices/nmem0/nfit/dirty_shutdown", b"3\n"),
+            ]
+        };
+        for (direct, by_reference) in kernels().into_iter().zip(kernels()) {
+            let expected = everything(&direct);
+            assert_eq!(everything(&&by_reference), expected);
+            assert_eq!(by_reference.calls(), direct.calls());
+            assert_eq!(by_reference.data(), direct.data());
+            assert!(
+                expected.iter().all(|answer| !answer.contains("Err")),
+                "{expected:?}"
+            );
+        }
+    }
+
+    /// A range that does not fit the mapping is refused before anything is mapped.
+    #[test]
+    fn copies_outside_the_mapping_are_refused() {
+        let kernel = dax_kernel();
+        let refused = Err(("mmap", Errno::EINVAL));
+        let mut five = [0u8; 5];
+        assert_eq!(
+            copy_through_mapping(&kernel, 3, 0, 8, 4, Buffer::Read(&mut five)),
+            refused
+        );
+        assert_eq!(
+            copy_through_mapping(&kernel, 3, 0, 8, usize::MAX, Buffer::Write(&five)),
+            refused
+        );
+        assert_eq!(
+            copy_through_mapping(&kernel, 3, 0, 0, 0, Buffer::Write(&[])),
+            refused
+        );
+        assert!(kernel.calls().is_empty());
+        assert_eq!(
+            copy_through_mapping(&kernel, 3, 0, 8, 3, Buffer::Write(&five)),
+            Ok(Ok(()))
+        );
+    }
+}

@@ -548,3 +548,55 @@ impl Syscalls for ScriptedKernel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_script_but_not_the_data() {
+        let kernel = ScriptedKernel::regular_file().with_data(b"secret");
+        let text = std::format!("{kernel:?}");
+        assert!(text.contains("Data { len: 6, .. }"), "{text}");
+        assert!(
+            !text.contains("115, 101, 99"),
+            "no bytes of the data: {text}"
+        );
+    }
+
+    #[test]
+    fn recorded_paths_are_cut_at_128_bytes() {
+        let long = std::format!("/sys/{}", "x".repeat(200));
+        let c_path = std::ffi::CString::new(long.clone()).expect("no NUL");
+        let kernel = ScriptedKernel::char_device(0x103).with_link(&long, Ok(b"../bus/dax"));
+        let mut buf = [0u8; 16];
+        // The scripted link's path was cut the same way, so it still matches.
+        assert_eq!(kernel.readlink(&c_path, &mut buf), Ok(10));
+        let cut = Path::try_from(&long[..128]).expect("128 bytes fit");
+        let recorded = Call::Readlink {
+            path: cut,
+            buffer_len: 16,
+        };
+        assert_eq!(kernel.calls().as_slice(), [recorded]);
+    }
+
+    #[test]
+    fn mappings_must_lie_within_the_data() {
+        let kernel = ScriptedKernel::char_device(0xfc00).with_data(&[7; 100]);
+        let map = kernel
+            .map_shared(3, 96, 4, false)
+            .expect("the last 4 bytes");
+        // SAFETY: the mapping is 4 readable bytes of the kernel's data, unmapped below.
+        assert_eq!(unsafe { map.as_ptr().wrapping_add(3).read() }, 7);
+        // SAFETY: the mapping is not used after this.
+        assert_eq!(unsafe { kernel.unmap(map, 4) }, Ok(()));
+        assert_eq!(kernel.map_shared(3, 96, 5, false), Err(Errno::EINVAL));
+        assert_eq!(kernel.map_shared(3, 101, 0, false), Err(Errno::EINVAL));
+        assert_eq!(
+            kernel.map_shared(3, 0, usize::MAX, true),
+            Err(Errno::EINVAL)
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Out of memory at every point through the C ABI: `tests/c/oom.c` registers a malloc that
+//! fails its n-th call (the failure point is a global the program resets between runs, so one
+//! `pmem2_source_set_funcs` registration serves every n) and runs a sequence of
+//! `pmem2_source_from_fd`/`pmem2_source_from_anon` calls for every n: the failing creation
+//! is `-ENOMEM` with `*src` NULL and the message set, the others are unaffected, and nothing
+//! leaks. Run natively and under valgrind (no memory errors, no leaks).
+
+mod cprog;
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use cprog::{Workdir, c_source, describe, require, run};
+
+/// Valgrind's exit status for errors it found (the program itself exits 0 or 1).
+const VALGRIND_ERROR_EXIT: i32 = 99;
+
+/// Compiles oom.c against our header and links it to our shared library.
+fn build_oom(work: &Workdir) -> PathBuf {
+    let lib = work.shared_lib_dir();
+    cprog::build(
+        work,
+        "oom",
+        [
+            c_source("oom.c").into_os_string(),
+            format!("-I{}", support::our_include_dir().display()).into(),
+            format!("-L{}", lib.display()).into(),
+            format!("-Wl,-rpath,{}", lib.display()).into(),
+            "-lpmem2_source".into(),
+        ],
+    )
+}
+
+fn scratch_dir(work: &Workdir) -> PathBuf {
+    let dir = work.join("scratch");
+    std::fs::create_dir(&dir).expect("create scratch dir");
+    dir
+}
+
+/// The program's verdict: exit 0, no "FAIL", a summary of many checks, a silent stderr.
+/// Returns the number of checks.
+fn assert_passed(output: &Output) -> usize {
+    let stdout = cprog::text(&output.stdout);
+    assert!(
+        output.status.success() && !stdout.contains("FAIL"),
+        "oom failed\n{}",
+        describe(output)
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    let checks: usize = summary
+        .strip_suffix(" checks, 0 failed")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected summary {summary:?}\n{}", describe(output)));
+    // Every n from 1 to k+1 once and 1 to k for good, k = 6 allocating creations.
+    for line in [
+        "ok - malloc 1 fails, step 0 from_anon: -12",
+        "ok - malloc 6 fails, step 8 from_fd(O_RDWR file): -12",
+        "ok - malloc 7 fails, step 8 from_fd(O_RDWR file): 0",
+        "ok - malloc 3 fails for good, step 5 from_anon: -12",
+        "ok - malloc calls in the last run (failing for good from the first): 6",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing {line:?}\n{}",
+            describe(output)
+        );
+    }
+    assert_eq!(
+        cprog::text(&output.stderr),
+        "",
+        "stderr\n{}",
+        describe(output)
+    );
+    checks
+}
+
+#[test]
+fn every_failing_malloc_is_enomem_and_leaks_nothing() {
+    if !require("gcc", "every_failing_malloc_is_enomem_and_leaks_nothing") {
+        return;
+    }
+    let work = Workdir::new("oom");
+    let exe = build_oom(&work);
+    let output = run(Command::new(&exe).arg(scratch_dir(&work)));
+    let checks = assert_passed(&output);
+    assert!(checks > 500, "only {checks} checks");
+}
+
+#[test]
+fn every_failing_malloc_under_valgrind() {
+    if !require("gcc", "every_failing_malloc_under_valgrind")
+        || !require("valgrind", "every_failing_malloc_under_valgrind")
+    {
+        return;
+    }
+    let work = Workdir::new("oom-valgrind");
+    let exe = build_oom(&work);
+    let log_path = work.join("valgrind.log");
+    let output = run(Command::new("valgrind")
+        .arg(format!("--error-exitcode={VALGRIND_ERROR_EXIT}"))
+        .arg("--leak-check=full")
+        .arg("--errors-for-leak-kinds=definite,indirect,possible")
+        .arg("--show-leak-kinds=all")
+        .arg(format!("--log-file={}", log_path.display()))
+        .arg(&exe)
+        .arg(scratch_dir(&work)));
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert_ne!(
+        output.status.code(),
+        Some(VALGRIND_ERROR_EXIT),
+        "valgrind found errors:\n{log}"
+    );
+    assert_passed(&output);
+    assert!(
+        log.contains("ERROR SUMMARY: 0 errors from 0 contexts"),
+        "{log}"
+    );
+    assert!(
+        log.contains("definitely lost: 0 bytes") || log.contains("All heap blocks were freed"),
+        "{log}"
+    );
+}
