@@ -21,7 +21,7 @@ NIGHTLY=nightly-2026-10-01
 installed=$(rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null || true)
 if ! grep -q '^miri' <<<"$installed" || ! grep -q '^rust-src' <<<"$installed"; then
   echo "miri: installing $NIGHTLY with miri and rust-src"
-  rustup toolchain install "$NIGHTLY" --profile minimal --component miri,rust-src
+  rustup toolchain install --no-self-update "$NIGHTLY" --profile minimal --component miri,rust-src
 fi
 
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance}"

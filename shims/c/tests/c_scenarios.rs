@@ -5,7 +5,7 @@
 mod cprog;
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use cprog::{LIBPMEM2_HEADER, Workdir, c_source, describe, require, require_file, run, run_ok};
@@ -13,9 +13,6 @@ use cprog::{LIBPMEM2_HEADER, Workdir, c_source, describe, require, require_file,
 /// What `pmem2_perror` writes (and nothing else goes to stderr).
 const EXPECTED_STDERR: &str = "perror after O_WRONLY 42: fd must be open with O_RDONLY or O_RDWR\n\
                                perror after ENOMEM: cannot allocate a pmem2_source: out of memory\n";
-
-/// Valgrind's exit status for errors it found (the program itself exits 0 or 1).
-const VALGRIND_ERROR_EXIT: i32 = 99;
 
 /// Compiles scenarios.c against Debian's header and links it to our shared library (found
 /// at run time through the rpath).
@@ -64,12 +61,6 @@ fn assert_scenarios_passed(output: &Output) {
     );
 }
 
-fn scratch_dir(work: &Workdir) -> PathBuf {
-    let dir = work.join("scratch");
-    std::fs::create_dir(&dir).expect("create scratch dir");
-    dir
-}
-
 #[test]
 fn scenarios_pass_against_libpmem2_header() {
     if !require("gcc", "scenarios_pass_against_libpmem2_header")
@@ -79,37 +70,8 @@ fn scenarios_pass_against_libpmem2_header() {
     }
     let work = Workdir::new("scenarios");
     let exe = build_scenarios(&work);
-    let output = run(Command::new(&exe).arg(scratch_dir(&work)));
+    let output = run(Command::new(&exe).arg(work.scratch_dir()));
     assert_scenarios_passed(&output);
-}
-
-/// Lines of valgrind's log that say what was found, for the failure message.
-fn valgrind_findings(log: &str) -> String {
-    log.lines()
-        .filter(|line| {
-            line.contains("ERROR SUMMARY")
-                || line.contains("lost:")
-                || line.contains("reachable:")
-                || line.contains("Invalid")
-                || line.contains("uninitialised")
-                || line.contains("in use at exit")
-                || line.contains("total heap usage")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn run_under_valgrind(exe: &Path, scratch: &Path, log: &Path) -> Output {
-    run(Command::new("valgrind")
-        .arg(format!("--error-exitcode={VALGRIND_ERROR_EXIT}"))
-        .arg("--leak-check=full")
-        // Definite, indirect and possible leaks are errors; "still reachable" memory (a
-        // runtime's buffers kept until exit) is shown in the log but is not.
-        .arg("--errors-for-leak-kinds=definite,indirect,possible")
-        .arg("--show-leak-kinds=all")
-        .arg(format!("--log-file={}", log.display()))
-        .arg(exe)
-        .arg(scratch))
 }
 
 #[test]
@@ -123,18 +85,11 @@ fn scenarios_pass_under_valgrind() {
     let work = Workdir::new("scenarios-valgrind");
     let exe = build_scenarios(&work);
     let log_path = work.join("valgrind.log");
-    let output = run_under_valgrind(&exe, &scratch_dir(&work), &log_path);
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert_ne!(
-        output.status.code(),
-        Some(VALGRIND_ERROR_EXIT),
-        "valgrind found errors:\n{}\n--- full log ---\n{log}",
-        valgrind_findings(&log)
-    );
+    let output = cprog::run_under_valgrind(&exe, [work.scratch_dir()], &log_path);
+    let log = cprog::assert_valgrind_clean(&output, &log_path);
     assert_scenarios_passed(&output);
-    assert!(
-        log.contains("ERROR SUMMARY: 0 errors from 0 contexts"),
-        "{log}"
+    eprintln!(
+        "valgrind: {}",
+        cprog::valgrind_findings(&log).replace('\n', "; ")
     );
-    eprintln!("valgrind: {}", valgrind_findings(&log).replace('\n', "; "));
 }

@@ -13,9 +13,6 @@ use std::process::{Command, Output};
 
 use cprog::{Workdir, c_source, describe, require, run};
 
-/// Valgrind's exit status for errors it found (the program itself exits 0 or 1).
-const VALGRIND_ERROR_EXIT: i32 = 99;
-
 /// Compiles oom.c against our header and links it to our shared library.
 fn build_oom(work: &Workdir) -> PathBuf {
     let lib = work.shared_lib_dir();
@@ -30,12 +27,6 @@ fn build_oom(work: &Workdir) -> PathBuf {
             "-lpmem2_source".into(),
         ],
     )
-}
-
-fn scratch_dir(work: &Workdir) -> PathBuf {
-    let dir = work.join("scratch");
-    std::fs::create_dir(&dir).expect("create scratch dir");
-    dir
 }
 
 /// The program's verdict: exit 0, no "FAIL", a summary of many checks, a silent stderr.
@@ -82,7 +73,7 @@ fn every_failing_malloc_is_enomem_and_leaks_nothing() {
     }
     let work = Workdir::new("oom");
     let exe = build_oom(&work);
-    let output = run(Command::new(&exe).arg(scratch_dir(&work)));
+    let output = run(Command::new(&exe).arg(work.scratch_dir()));
     let checks = assert_passed(&output);
     assert!(checks > 500, "only {checks} checks");
 }
@@ -97,25 +88,9 @@ fn every_failing_malloc_under_valgrind() {
     let work = Workdir::new("oom-valgrind");
     let exe = build_oom(&work);
     let log_path = work.join("valgrind.log");
-    let output = run(Command::new("valgrind")
-        .arg(format!("--error-exitcode={VALGRIND_ERROR_EXIT}"))
-        .arg("--leak-check=full")
-        .arg("--errors-for-leak-kinds=definite,indirect,possible")
-        .arg("--show-leak-kinds=all")
-        .arg(format!("--log-file={}", log_path.display()))
-        .arg(&exe)
-        .arg(scratch_dir(&work)));
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert_ne!(
-        output.status.code(),
-        Some(VALGRIND_ERROR_EXIT),
-        "valgrind found errors:\n{log}"
-    );
+    let output = cprog::run_under_valgrind(&exe, [work.scratch_dir()], &log_path);
+    let log = cprog::assert_valgrind_clean(&output, &log_path);
     assert_passed(&output);
-    assert!(
-        log.contains("ERROR SUMMARY: 0 errors from 0 contexts"),
-        "{log}"
-    );
     assert!(
         log.contains("definitely lost: 0 bytes") || log.contains("All heap blocks were freed"),
         "{log}"

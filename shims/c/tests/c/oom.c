@@ -29,125 +29,29 @@
 
 #include <pmem2_source.h>
 
-static int checks;
-static int failures;
-
-static void
-report(int line, int ok, const char *what, const char *detail)
-{
-	checks++;
-	if (ok) {
-		printf("ok - %s%s%s\n", what, detail[0] ? ": " : "", detail);
-	} else {
-		failures++;
-		printf("FAIL (line %d) - %s: %s\n", line, what, detail);
-	}
-}
-
-static void
-check_int(int line, const char *what, long long got, long long expected)
-{
-	char detail[128];
-
-	if (got == expected)
-		snprintf(detail, sizeof(detail), "%lld", got);
-	else
-		snprintf(detail, sizeof(detail), "got %lld, expected %lld", got, expected);
-	report(line, got == expected, what, detail);
-}
-
-static void
-check_true(int line, const char *what, int condition)
-{
-	report(line, condition, what, condition ? "" : "false");
-}
-
-static void
-check_message(int line, const char *what, const char *expected)
-{
-	const char *got = pmem2_errormsg();
-	char detail[512];
-	int ok = got != NULL && strcmp(got, expected) == 0;
-
-	snprintf(detail, sizeof(detail), "%s\"%s\"", ok ? "" : "got ", got ? got : "(NULL)");
-	report(line, ok, what, detail);
-}
-
-#define CHECK_INT(what, got, expected) \
-	check_int(__LINE__, (what), (long long)(got), (long long)(expected))
-#define CHECK(what, condition) check_true(__LINE__, (what), (condition))
-#define CHECK_MESSAGE(what, expected) check_message(__LINE__, (what), (expected))
+#include "checks.h"
+#include "counting_alloc.h"
 
 /* --- the failing-nth allocator ------------------------------------------------------------ */
 
-#define MAX_LIVE 32
-static void *live[MAX_LIVE];
-static long fail_at;	/* 1-based number of the call that fails; 0: none */
+static long fail_at;	  /* 1-based number of the call that fails; 0: none */
 static int fail_for_good; /* and every later call too */
-static long attempts, allocations, frees, unknown_frees;
+
+static int
+allocation_fails(void)
+{
+	return fail_at != 0 && (attempts == fail_at || (fail_for_good && attempts > fail_at));
+}
 
 static void
 reset_allocator(long n, int for_good)
 {
 	fail_at = n;
 	fail_for_good = for_good;
-	attempts = allocations = frees = unknown_frees = 0;
-}
-
-static void *
-fail_nth_malloc(size_t size)
-{
-	void *ptr;
-	int i;
-
-	attempts++;
-	if (fail_at != 0 && (attempts == fail_at || (fail_for_good && attempts > fail_at)))
-		return NULL;
-	ptr = malloc(size);
-	if (ptr == NULL)
-		return NULL;
-	for (i = 0; i < MAX_LIVE; i++) {
-		if (live[i] == NULL) {
-			live[i] = ptr;
-			allocations++;
-			return ptr;
-		}
-	}
-	fprintf(stderr, "oom: more than %d live sources\n", MAX_LIVE);
-	abort();
-}
-
-static void
-fail_nth_free(void *ptr)
-{
-	int i;
-
-	frees++;
-	for (i = 0; i < MAX_LIVE; i++) {
-		if (live[i] != NULL && live[i] == ptr) {
-			live[i] = NULL;
-			free(ptr);
-			return;
-		}
-	}
-	unknown_frees++; /* freed twice, or never ours: leak it rather than crash */
-}
-
-static int
-live_count(void)
-{
-	int i, n = 0;
-
-	for (i = 0; i < MAX_LIVE; i++)
-		n += live[i] != NULL;
-	return n;
+	attempts = allocations = frees = failed_allocations = unknown_frees = 0;
 }
 
 /* --- the sequence ---------------------------------------------------------------------------- */
-
-/* A non-NULL pointer no correct call dereferences: *src starts as this. */
-static char bogus_target;
-#define BOGUS ((struct pmem2_source *)(void *)&bogus_target)
 
 enum kind { ANON, FILE_RDWR, FILE_RDONLY, CLOSED_FD, DIRECTORY, DEV_NULL };
 
@@ -296,8 +200,8 @@ main(int argc, char *argv[])
 		fprintf(stderr, "usage: %s <scratch directory>\n", argv[0]);
 		return 2;
 	}
-	CHECK_INT("set_funcs(fail-nth pair)",
-		pmem2_source_set_funcs(fail_nth_malloc, fail_nth_free), 0);
+	CHECK_INT("set_funcs(counting pair, failing the n-th call)",
+		pmem2_source_set_funcs(counting_malloc, counting_free), 0);
 
 	snprintf(file, sizeof(file), "%s/file", argv[1]);
 	fd = open(file, O_CREAT | O_TRUNC | O_RDWR, 0600);

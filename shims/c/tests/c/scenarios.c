@@ -30,133 +30,19 @@
 /* Our extension: Debian's header does not declare it. */
 int pmem2_source_set_funcs(void *(*malloc_func)(size_t size), void (*free_func)(void *ptr));
 
-static int checks;
-static int failures;
+#include "checks.h"
+#include "counting_alloc.h"
 
-static void
-report(int line, int ok, const char *what, const char *detail)
-{
-	checks++;
-	if (ok) {
-		printf("ok - %s%s%s\n", what, detail[0] ? ": " : "", detail);
-	} else {
-		failures++;
-		printf("FAIL (line %d) - %s: %s\n", line, what, detail);
-	}
-}
+/* --- the allocators ------------------------------------------------------------------------ */
 
-static void
-check_int(int line, const char *what, long long got, long long expected)
-{
-	char detail[128];
-
-	if (got == expected)
-		snprintf(detail, sizeof(detail), "%lld", got);
-	else
-		snprintf(detail, sizeof(detail), "got %lld, expected %lld", got, expected);
-	report(line, got == expected, what, detail);
-}
-
-static void
-check_true(int line, const char *what, int condition)
-{
-	report(line, condition, what, condition ? "" : "false");
-}
-
-/* The calling thread's message must be exactly `expected` (so not empty). */
-static void
-check_message(int line, const char *what, const char *expected)
-{
-	const char *got = pmem2_errormsg();
-	char detail[512];
-	int ok = got != NULL && got[0] != '\0' && strcmp(got, expected) == 0;
-
-	snprintf(detail, sizeof(detail), "%s\"%s\"%s%s%s", ok ? "" : "got ",
-		got ? got : "(NULL)", ok ? "" : ", expected \"", ok ? "" : expected,
-		ok ? "" : "\"");
-	report(line, ok, what, detail);
-}
-
-/* The message must start with `prefix` and say more. */
-static void
-check_message_prefix(int line, const char *what, const char *prefix)
-{
-	const char *got = pmem2_errormsg();
-	char detail[512];
-	int ok = got != NULL && strncmp(got, prefix, strlen(prefix)) == 0 &&
-		strlen(got) > strlen(prefix);
-
-	snprintf(detail, sizeof(detail), "\"%s\"%s%s%s", got ? got : "(NULL)",
-		ok ? "" : " does not extend \"", ok ? "" : prefix, ok ? "" : "\"");
-	report(line, ok, what, detail);
-}
-
-#define CHECK_INT(what, got, expected) \
-	check_int(__LINE__, (what), (long long)(got), (long long)(expected))
-#define CHECK(what, condition) check_true(__LINE__, (what), (condition))
-#define CHECK_MESSAGE(what, expected) check_message(__LINE__, (what), (expected))
-#define CHECK_MESSAGE_PREFIX(what, prefix) check_message_prefix(__LINE__, (what), (prefix))
-
-/* A non-NULL pointer no correct call dereferences: out-parameters start as this, to show
- * that failures reset them to NULL. */
-static char bogus_target;
-#define BOGUS ((struct pmem2_source *)(void *)&bogus_target)
-
-/* --- the counting allocator ------------------------------------------------------------ */
-
-#define MAX_LIVE 16
-static void *live[MAX_LIVE];
+/* The counting allocator (counting_alloc.h) fails while this is set. */
 static int fail_allocations;
-static long allocations, frees, failed_allocations, unknown_frees, other_calls;
-
-static void *
-counting_malloc(size_t size)
-{
-	void *ptr;
-	int i;
-
-	if (fail_allocations) {
-		failed_allocations++;
-		return NULL;
-	}
-	ptr = malloc(size);
-	if (ptr == NULL)
-		return NULL;
-	allocations++;
-	for (i = 0; i < MAX_LIVE; i++) {
-		if (live[i] == NULL) {
-			live[i] = ptr;
-			return ptr;
-		}
-	}
-	fprintf(stderr, "scenarios: more than %d live sources\n", MAX_LIVE);
-	abort();
-}
-
-static void
-counting_free(void *ptr)
-{
-	int i;
-
-	frees++;
-	for (i = 0; i < MAX_LIVE; i++) {
-		if (live[i] != NULL && live[i] == ptr) {
-			live[i] = NULL;
-			free(ptr);
-			return;
-		}
-	}
-	unknown_frees++; /* not from counting_malloc: leak it rather than crash */
-}
+static long other_calls;
 
 static int
-live_count(void)
+allocation_fails(void)
 {
-	int i, n = 0;
-
-	for (i = 0; i < MAX_LIVE; i++)
-		n += live[i] != NULL;
-	return n;
+	return fail_allocations;
 }
 
 /* A second pair, registered too late: must never be called. */

@@ -95,6 +95,13 @@ impl Workdir {
         self.path.join(name)
     }
 
+    /// A new, empty `scratch/` directory in here, for a program's own files.
+    pub fn scratch_dir(&self) -> PathBuf {
+        let dir = self.join("scratch");
+        std::fs::create_dir(&dir).expect("create scratch dir");
+        dir
+    }
+
     /// A directory `lib/` in here holding `libpmem2_source.so.1` (the SONAME a program linked
     /// with `-lpmem2_source` asks for) and `libpmem2_source.so`, both symlinks to the built
     /// shared library: link with `-L<dir> -lpmem2_source -Wl,-rpath,<dir>`.
@@ -206,4 +213,58 @@ pub fn run_basic(work: &Workdir, exe: &Path, env: &[(&str, &Path)]) {
         "{}",
         describe(&output)
     );
+}
+
+/// Valgrind's exit status for errors it found (the programs themselves exit 0, 1 or 2).
+pub const VALGRIND_ERROR_EXIT: i32 = 99;
+
+/// Runs `exe` with `args` under valgrind's memcheck, its log in `log`: definite, indirect and
+/// possible leaks count as errors; "still reachable" memory (a runtime's buffers kept until
+/// exit) is shown in the log but is not.
+pub fn run_under_valgrind<I, S>(exe: &Path, args: I, log: &Path) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run(Command::new("valgrind")
+        .arg(format!("--error-exitcode={VALGRIND_ERROR_EXIT}"))
+        .arg("--leak-check=full")
+        .arg("--errors-for-leak-kinds=definite,indirect,possible")
+        .arg("--show-leak-kinds=all")
+        .arg(format!("--log-file={}", log.display()))
+        .arg(exe)
+        .args(args))
+}
+
+/// Lines of valgrind's log that say what was found, for the failure message.
+pub fn valgrind_findings(log: &str) -> String {
+    log.lines()
+        .filter(|line| {
+            line.contains("ERROR SUMMARY")
+                || line.contains("lost:")
+                || line.contains("reachable:")
+                || line.contains("Invalid")
+                || line.contains("uninitialised")
+                || line.contains("in use at exit")
+                || line.contains("total heap usage")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts valgrind found nothing in a run from [`run_under_valgrind`]; returns the log.
+#[track_caller]
+pub fn assert_valgrind_clean(output: &Output, log_path: &Path) -> String {
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    assert_ne!(
+        output.status.code(),
+        Some(VALGRIND_ERROR_EXIT),
+        "valgrind found errors:\n{}\n--- full log ---\n{log}",
+        valgrind_findings(&log)
+    );
+    assert!(
+        log.contains("ERROR SUMMARY: 0 errors from 0 contexts"),
+        "{log}"
+    );
+    log
 }
