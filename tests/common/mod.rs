@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_sysfs;
+pub mod real_devdax;
 
 /// The core's messages, as the tests spell them out.
 pub mod messages {

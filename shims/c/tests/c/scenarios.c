@@ -3,7 +3,11 @@
  * linked to libpmem2_source: a C program using the published API runs unchanged on our
  * library.
  *
- * Usage: scenarios <scratch directory>
+ * Usage: scenarios <scratch directory> [<Device DAX> <size> <alignment>]
+ *
+ * With a Device DAX (a real one: tests/devdax-vm/run.sh runs this inside its guest), also
+ * its size and alignment, which must be the ones given, a NUMA node, and mcsafe I/O across
+ * an alignment boundary (writing only in [8 MiB, 16 MiB) of the device).
  *
  * Prints one line per check ("ok - ..." or "FAIL (line N) - ...") and a summary; exits 1 if
  * any check failed. pmem2_perror writes two lines to stderr, which the Rust test compares
@@ -371,6 +375,48 @@ anonymous_queries(void)
 	CHECK_INT("delete(anon) after the queries", pmem2_source_delete(&src), 0);
 }
 
+/* A real Device DAX whose namespace is `want_size` bytes aligned to `want_alignment`. */
+static void
+device_dax_queries(const char *path, size_t want_size, size_t want_alignment)
+{
+	static char data[5000], back[5000];
+	struct pmem2_source *src = BOGUS;
+	size_t size = 7, alignment = 7, offset, i;
+	char message[128];
+	int node = -7;
+	int fd = open(path, O_RDWR);
+
+	CHECK("open the Device DAX", fd >= 0);
+	CHECK_INT("from_fd(Device DAX)", pmem2_source_from_fd(&src, fd), 0);
+	expected_allocations++;
+	CHECK_INT("size(Device DAX)", pmem2_source_size(src, &size), 0);
+	CHECK_INT("size(Device DAX) is the namespace's", size, want_size);
+	CHECK_INT("alignment(Device DAX)", pmem2_source_alignment(src, &alignment), 0);
+	CHECK_INT("alignment(Device DAX) is the namespace's", alignment, want_alignment);
+	CHECK_INT("numa_node(Device DAX)", pmem2_source_numa_node(src, &node), 0);
+	CHECK("numa_node(Device DAX) is a node or -1", node >= -1);
+
+	/* Across the first alignment boundary after 8 MiB (alignments up to 2 MiB). */
+	offset = ((size_t)8 << 20) + want_alignment - 1000;
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i % 251 + 3);
+	CHECK_INT("pwrite_mcsafe(Device DAX) across an alignment boundary",
+		pmem2_source_pwrite_mcsafe(src, data, sizeof(data), offset), 0);
+	CHECK_INT("pread_mcsafe(Device DAX) of the same range",
+		pmem2_source_pread_mcsafe(src, back, sizeof(back), offset), 0);
+	CHECK("pread_mcsafe(Device DAX) reads what pwrite_mcsafe wrote",
+		memcmp(back, data, sizeof(data)) == 0);
+	CHECK_INT("pread_mcsafe(Device DAX) past the end is PMEM2_E_LENGTH_OUT_OF_RANGE",
+		pmem2_source_pread_mcsafe(src, back, 64, want_size - 32),
+		PMEM2_E_LENGTH_OUT_OF_RANGE);
+	snprintf(message, sizeof(message),
+		"size of read 64 from offset %zu goes beyond the file length 32", want_size - 32);
+	CHECK_MESSAGE("pread_mcsafe(Device DAX) past the end message", message);
+
+	CHECK_INT("delete(Device DAX source)", pmem2_source_delete(&src), 0);
+	close(fd);
+}
+
 static void
 allocation_balance(void)
 {
@@ -387,8 +433,10 @@ main(int argc, char *argv[])
 	char file[4096];
 	int fd;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s <scratch directory>\n", argv[0]);
+	if (argc != 2 && argc != 5) {
+		fprintf(stderr,
+			"usage: %s <scratch directory> [<Device DAX> <size> <alignment>]\n",
+			argv[0]);
 		return 2;
 	}
 	/* First, before anything could allocate a source. */
@@ -407,6 +455,9 @@ main(int argc, char *argv[])
 	out_of_memory(file);
 	file_queries(file);
 	anonymous_queries();
+	if (argc == 5)
+		device_dax_queries(argv[2], strtoull(argv[3], NULL, 10),
+			strtoull(argv[4], NULL, 10));
 	allocation_balance();
 
 	unlink(file);

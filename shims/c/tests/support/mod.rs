@@ -51,8 +51,15 @@ pub fn built_libraries() -> &'static Path {
     })
 }
 
-/// Path of our shared library (built on first use).
+/// Names a prebuilt `libpmem2_source.so` to test instead of building one: the Device DAX
+/// guest of `tests/devdax-vm/run.sh` has the test binaries but no cargo.
+pub const OUR_LIBRARY_VAR: &str = "PMEM2_SOURCE_SO";
+
+/// Path of our shared library: `$PMEM2_SOURCE_SO` if set, else built on first use.
 pub fn our_shared_library() -> PathBuf {
+    if let Some(path) = std::env::var_os(OUR_LIBRARY_VAR) {
+        return PathBuf::from(path);
+    }
     built_libraries().join("libpmem2_source.so")
 }
 
