@@ -16,6 +16,7 @@ debian_packages=(
   valgrind              # memcheck over the C-ABI test programs
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the C shim's build script in the aarch64 check
   shellcheck            # lints the shell scripts
+  qemu-system-x86 busybox-static ndctl daxctl cpio  # the Device DAX VM (tests/devdax-vm)
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: formatting, lints (host, no_std and aarch64), all tests, the
-# no_std and cross builds, and the docs. Installs what it needs first (scripts/setup.sh).
+# Every check, as CI runs it: formatting, lints (host, no_std and aarch64), all tests, a real
+# Device DAX in a VM, Miri, coverage, the no_std and cross builds, and the docs. Installs
+# what it needs first (scripts/setup.sh and each step's own script).
 # Run as root: some tests make private mount namespaces. With CI=true nothing may be skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ cargo fmt --all --check
 cargo fmt --manifest-path examples/minimal-runtime/Cargo.toml --check
 
 step "shellcheck"
-shellcheck scripts/*.sh .ci/run
+shellcheck scripts/*.sh .ci/run tests/devdax-vm/*.sh
 
 step "cargo clippy (host, all targets)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
@@ -28,6 +29,15 @@ step "cargo clippy (minimal-runtime example)"
 
 step "cargo test --workspace"
 cargo test --locked --workspace
+
+step "Device DAX in a VM: tests/devdax-vm/run.sh"
+tests/devdax-vm/run.sh
+
+step "Miri: scripts/miri.sh"
+./scripts/miri.sh
+
+step "coverage of the core (at least 98% of lines): scripts/coverage.sh"
+./scripts/coverage.sh
 
 step "no_std build: cargo build -p pmem2-source --target x86_64-unknown-none"
 cargo build --locked -p pmem2-source --target x86_64-unknown-none
