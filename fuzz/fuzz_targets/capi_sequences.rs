@@ -210,8 +210,16 @@ fn scratch_dir() -> &'static PathBuf {
             .unwrap_or_else(std::env::temp_dir);
         let dir = base.join(format!("pmem2-fuzz-capi-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the scratch directory");
+        // SAFETY: registers a function with no preconditions, run once at exit.
+        unsafe { libc::atexit(remove_scratch) };
         dir
     })
+}
+
+/// Removes the scratch directory when the fuzzer exits (not after a crash: then it stays for
+/// inspection).
+extern "C" fn remove_scratch() {
+    let _ = std::fs::remove_dir_all(scratch_dir());
 }
 
 fn owned(fd: RawFd, what: &str) -> OwnedFd {

@@ -278,8 +278,16 @@ fn scratch() -> &'static Scratch {
         // SAFETY: a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
         std::os::unix::fs::symlink(dir.join("hello"), dir.join("link")).expect("symlink");
+        // SAFETY: registers a function with no preconditions, run once at exit.
+        unsafe { libc::atexit(remove_scratch) };
         Scratch { dir }
     })
+}
+
+/// Removes the scratch directory when the fuzzer exits (not after a crash: then it stays for
+/// inspection).
+extern "C" fn remove_scratch() {
+    let _ = std::fs::remove_dir_all(&scratch().dir);
 }
 
 impl Scratch {
