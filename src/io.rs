@@ -123,6 +123,11 @@ impl Source {
 pub(crate) const MAX_INTERRUPTIONS: u32 = 64;
 
 /// `pread`/`pwrite` until the whole buffer is transferred.
+///
+/// An empty buffer still makes one call, as libpmem2's single `pread`/`pwrite` does: the
+/// kernel checks the descriptor even for 0 bytes (`EBADF` for a write to a read-only
+/// descriptor, `ESPIPE` for a file that cannot be written at an offset, such as
+/// `/proc/self/status`), and that answer is libpmem2's.
 fn file_transfer<S: Syscalls + ?Sized>(
     sys: &S,
     fd: i32,
@@ -132,14 +137,14 @@ fn file_transfer<S: Syscalls + ?Sized>(
     let direction = buffer.direction();
     let mut done = 0usize;
     let mut interrupted = 0;
-    while done < buffer.len() {
+    loop {
         let at = offset + done as u64;
         let result = match &mut buffer {
             Buffer::Read(buf) => sys.pread(fd, buf.get_mut(done..).unwrap_or_default(), at),
             Buffer::Write(buf) => sys.pwrite(fd, buf.get(done..).unwrap_or_default(), at),
         };
         match result {
-            Ok(0) => {
+            Ok(0) if buffer.len() > 0 => {
                 return Err(Error::UnexpectedEnd {
                     direction,
                     offset: at,
@@ -148,12 +153,17 @@ fn file_transfer<S: Syscalls + ?Sized>(
             // A backend claiming more than it was given ends the loop, not memory safety.
             Ok(n) => done = done.saturating_add(n),
             // Retried, but not forever: a backend that only ever says EINTR gets it reported.
-            Err(Errno::EINTR) if interrupted < MAX_INTERRUPTIONS => interrupted += 1,
+            Err(Errno::EINTR) if interrupted < MAX_INTERRUPTIONS => {
+                interrupted += 1;
+                continue;
+            }
             Err(Errno::EIO) => return Err(Error::IoFailed { direction }),
             Err(errno) => return Err(Error::Io { direction, errno }),
         }
+        if done >= buffer.len() {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -288,6 +298,54 @@ mod tests {
             .filter(|c| matches!(c, Call::Pread { .. }))
             .count();
         assert_eq!(attempts as u32, MAX_INTERRUPTIONS + 1);
+    }
+
+    /// Regression for the fuzz input `differential_real_fds/zero-length-pwrite-proc-self-status`
+    /// (a source on `/proc/self/status`, then `pwrite_mcsafe` of 0 bytes at 0): libpmem2 makes
+    /// its one `pwrite` even for 0 bytes and returns the kernel's `-ESPIPE`; we returned 0
+    /// without asking. An empty transfer now makes one call, and its error is the answer.
+    #[test]
+    fn fuzz_differential_real_fds_zero_length_pwrite_on_proc_self_status() {
+        let espipe = Errno::from_raw(29);
+        let kernel = ScriptedKernel::regular_file().with_io_errno(espipe);
+        let file = Source::from_fd_with(&kernel, 3).expect("source");
+        assert_failure(
+            file.pwrite_mcsafe_with(&kernel, &[], 0),
+            -29,
+            "pwrite: Illegal seek",
+        );
+        let kernel = ScriptedKernel::regular_file().with_io_errno(Errno::EBADF);
+        assert_failure(
+            file.pwrite_mcsafe_with(&kernel, &[], 0),
+            -9,
+            "pwrite: Bad file descriptor",
+        );
+        assert_failure(
+            file.pread_mcsafe_with(&kernel, &mut [], 0),
+            -9,
+            "pread: Bad file descriptor",
+        );
+        let transfers = |kernel: &ScriptedKernel| {
+            kernel
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, Call::Pread { len: 0, .. } | Call::Pwrite { len: 0, .. }))
+                .count()
+        };
+        assert_eq!(transfers(&kernel), 2, "one call per empty transfer");
+        // Where the kernel agrees, an empty transfer succeeds with that one call; an
+        // interrupted one is retried, not taken for done.
+        let kernel = ScriptedKernel::regular_file().with_data(&numbered(10));
+        assert_eq!(file.pread_mcsafe_with(&kernel, &mut [], 10), Ok(()));
+        assert_eq!(file.pwrite_mcsafe_with(&kernel, &[], 0), Ok(()));
+        assert_eq!(transfers(&kernel), 2);
+        let kernel = ScriptedKernel::regular_file().with_io_errno(Errno::EINTR);
+        assert_failure(
+            file.pwrite_mcsafe_with(&kernel, &[], 0),
+            -4,
+            "pwrite: Interrupted system call",
+        );
+        assert_eq!(transfers(&kernel) as u32, MAX_INTERRUPTIONS + 1);
     }
 
     #[test]

@@ -470,6 +470,52 @@ fn mcsafe_reads_and_writes_on_regular_files() {
     q.run();
 }
 
+/// Regression for the fuzz input `differential_real_fds/zero-length-pwrite-proc-self-status`:
+/// a transfer of 0 bytes still makes libpmem2's one `pread`/`pwrite`, and the kernel's answer
+/// for the descriptor is the answer (we returned 0 without asking).
+#[test]
+fn fuzz_differential_real_fds_zero_length_pwrite_on_proc_self_status() {
+    let Some(mut q) = Queries::new("queries-zero-length") else {
+        return;
+    };
+    let empty_write = || Query::Null {
+        direction: Direction::Write,
+        len: 0,
+        offset: 0,
+    };
+    let status = q.keep(must_open(Path::new("/proc/self/status"), libc::O_RDONLY));
+    let illegal_seek = fails(-libc::ESPIPE, "pwrite: Illegal seek", Value::Nothing);
+    let rows = [
+        (
+            "pwrite of 0 bytes at 0",
+            empty_write(),
+            Expect::Same(illegal_seek),
+        ),
+        (
+            "pread of 0 bytes at 0",
+            pread(0, 0),
+            Expect::Same(ok(bytes(""))),
+        ),
+    ];
+    q.on_fd("/proc/self/status", status, rows, || {}, || {});
+    let read_only = q.file("read-only", b"hello", libc::O_RDONLY);
+    let bad_descriptor = fails(-libc::EBADF, "pwrite: Bad file descriptor", bytes("hello"));
+    let rows = [
+        (
+            "pwrite of 0 bytes at 0",
+            pwrite(b"", 0),
+            Expect::Same(bad_descriptor.clone()),
+        ),
+        (
+            "pwrite of 0 bytes at the end",
+            pwrite(b"", 5),
+            Expect::Same(bad_descriptor),
+        ),
+    ];
+    q.on_file("\"hello\" O_RDONLY", read_only, b"hello", rows.to_vec());
+    q.run();
+}
+
 #[test]
 fn queries_on_anonymous_sources() {
     let Some(mut q) = Queries::new("queries-anon") else {
