@@ -50,8 +50,14 @@ impl Source {
             }
             FileType::DeviceDax => {
                 let path = self.dax_attribute(0, "size");
-                let text = read_text(sys, &path)?;
-                parse_decimal(text.as_bytes()).ok_or(Error::InvalidSize { path, text })
+                let contents = read_text(sys, &path)?;
+                contents
+                    .whole()
+                    .and_then(parse_decimal)
+                    .ok_or_else(|| Error::InvalidSize {
+                        path,
+                        text: contents.text(),
+                    })
             }
         }
     }
@@ -85,18 +91,23 @@ impl Source {
         let Some((_, file_type, _)) = self.fd_parts() else {
             return Err(Error::NotSupported(Unsupported::AnonymousNumaNode));
         };
-        let (path, text) = match file_type {
+        let (path, contents) = match file_type {
             FileType::DeviceDax => self.nearest_dax_attribute(sys, "numa_node")?,
             FileType::Regular => {
                 let namespace = self.fsdax_namespace(sys)?.ok_or(Error::RegionNotFound)?;
                 let path = namespace.path("numa_node");
-                let text = read_text(sys, &path)?;
-                (path, text)
+                let contents = read_text(sys, &path)?;
+                (path, contents)
             }
         };
-        parse_signed_decimal(text.as_bytes())
+        contents
+            .whole()
+            .and_then(parse_signed_decimal)
             .and_then(|node| i32::try_from(node).ok())
-            .ok_or(Error::InvalidDeviceAttribute { path, text })
+            .ok_or_else(|| Error::InvalidDeviceAttribute {
+                path,
+                text: contents.text(),
+            })
     }
 
     /// `pmem2_source_device_id`: the ids (`nfit/id`) of the NVDIMMs behind the source,
@@ -192,12 +203,18 @@ impl Source {
     fn device_dax_alignment<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<u64, Error> {
         let own = self.dax_attribute(0, "align");
         let found = match read_optional(sys, &own)? {
-            Some(text) => Some((own, text)),
+            Some(contents) => Some((own, contents)),
             None => self.nearest_dax_attribute_from(sys, 1, "dax_region/align")?,
         };
         let device = self.rdev().unwrap_or(DeviceNumber::from_raw(0));
-        let (path, text) = found.ok_or(Error::AlignmentNotFound { device })?;
-        parse_decimal(text.as_bytes()).ok_or(Error::InvalidAlignment { path, text })
+        let (path, contents) = found.ok_or(Error::AlignmentNotFound { device })?;
+        contents
+            .whole()
+            .and_then(parse_decimal)
+            .ok_or_else(|| Error::InvalidAlignment {
+                path,
+                text: contents.text(),
+            })
     }
 
     /// The attribute in the device directory or the nearest ancestor that has it;
@@ -206,7 +223,7 @@ impl Source {
         &self,
         sys: &S,
         attribute: &'static str,
-    ) -> Result<(SysfsPath, SysfsText), Error> {
+    ) -> Result<(SysfsPath, Attribute), Error> {
         self.nearest_dax_attribute_from(sys, 0, attribute)?
             .ok_or(Error::RegionNotFound)
     }
@@ -216,11 +233,11 @@ impl Source {
         sys: &S,
         first_up: u8,
         attribute: &'static str,
-    ) -> Result<Option<(SysfsPath, SysfsText)>, Error> {
+    ) -> Result<Option<(SysfsPath, Attribute)>, Error> {
         for ups in first_up..=MAX_ANCESTORS {
             let path = self.dax_attribute(ups, attribute);
-            if let Some(text) = read_optional(sys, &path)? {
-                return Ok(Some((path, text)));
+            if let Some(contents) = read_optional(sys, &path)? {
+                return Ok(Some((path, contents)));
             }
         }
         Ok(None)
@@ -313,48 +330,76 @@ impl SysfsDir {
     ) -> Result<(), Error> {
         let mappings_path = self.path("mappings");
         let mappings = read_text(sys, &mappings_path)?;
-        let count = parse_decimal(mappings.as_bytes())
+        let count = mappings
+            .whole()
+            .and_then(parse_decimal)
             .and_then(|count| u16::try_from(count).ok())
             .filter(|&count| count <= MAX_MAPPINGS)
-            .ok_or(Error::InvalidDeviceAttribute {
+            .ok_or_else(|| Error::InvalidDeviceAttribute {
                 path: mappings_path,
-                text: mappings,
+                text: mappings.text(),
             })?;
         for index in 0..count {
             let mapping_path = self.path("mapping").indexed(index);
             let mapping = read_text(sys, &mapping_path)?;
-            let Some(dimm) = parse_mapping_dimm(mapping.as_bytes()) else {
+            let Some(dimm) = mapping.whole().and_then(parse_mapping_dimm) else {
                 return Err(Error::InvalidDeviceAttribute {
                     path: mapping_path,
-                    text: mapping,
+                    text: mapping.text(),
                 });
             };
             let path = SysfsPath::new(SysfsRoot::NdDevice(SysfsText::new(dimm)), attribute);
-            let text = read_optional(sys, &path)?.ok_or(Error::NotSupported(missing))?;
-            if visit(text.as_bytes()).is_none() {
-                return Err(Error::InvalidDeviceAttribute { path, text });
+            let contents = read_optional(sys, &path)?.ok_or(Error::NotSupported(missing))?;
+            if contents.whole().and_then(&mut visit).is_none() {
+                return Err(Error::InvalidDeviceAttribute {
+                    path,
+                    text: contents.text(),
+                });
             }
         }
         Ok(())
     }
 }
 
-/// The contents of the attribute at `path` (cut to [`SysfsText::CAPACITY`] bytes, which no
-/// valid value reaches).
-fn read_text<S: Syscalls + ?Sized>(sys: &S, path: &SysfsPath) -> Result<SysfsText, Error> {
+/// An attribute's contents as read: all of them, or the first [`ATTRIBUTE_CAPACITY`] bytes
+/// of a longer file.
+struct Attribute {
+    buf: [u8; ATTRIBUTE_CAPACITY],
+    len: usize,
+}
+
+impl Attribute {
+    /// The whole contents, for a parser; `None` if they filled the buffer and so may have
+    /// been cut (a cut copy could parse as a different, valid value). Parsing never looks at
+    /// the shortened [`SysfsText`] an error message keeps.
+    fn whole(&self) -> Option<&[u8]> {
+        self.buf
+            .get(..self.len)
+            .filter(|_| self.len < ATTRIBUTE_CAPACITY)
+    }
+
+    /// The contents (cut to [`SysfsText::CAPACITY`] bytes) for an error message.
+    fn text(&self) -> SysfsText {
+        SysfsText::new(self.buf.get(..self.len).unwrap_or_default())
+    }
+}
+
+/// The contents of the attribute at `path`.
+fn read_text<S: Syscalls + ?Sized>(sys: &S, path: &SysfsPath) -> Result<Attribute, Error> {
     let mut buf = [0; ATTRIBUTE_CAPACITY];
-    read_attribute(sys, path, &mut buf)
-        .map(SysfsText::new)
-        .map_err(Error::Sysfs)
+    let len = read_attribute(sys, path, &mut buf)
+        .map_err(Error::Sysfs)?
+        .len();
+    Ok(Attribute { buf, len })
 }
 
 /// Like [`read_text`], but `None` if the attribute does not exist (`ENOENT` on open).
 fn read_optional<S: Syscalls + ?Sized>(
     sys: &S,
     path: &SysfsPath,
-) -> Result<Option<SysfsText>, Error> {
+) -> Result<Option<Attribute>, Error> {
     match read_text(sys, path) {
-        Ok(text) => Ok(Some(text)),
+        Ok(contents) => Ok(Some(contents)),
         Err(Error::Sysfs(SysfsFailure {
             operation: SysfsOperation::Open,
             errno: Errno::ENOENT,
@@ -849,5 +894,67 @@ mod tests {
             .with_file("/sys/dev/block/8:1/device/../mapping0", b"nmem3,0,1,0\n")
             .with_file("/sys/bus/nd/devices/nmem3/nfit/dirty_shutdown", b"7\n");
         assert_eq!(source(&kernel).device_usc_with(&kernel), Ok(7));
+    }
+    // Found by the `sysfs_number` fuzz target: attributes were parsed from the copy an error
+    // message keeps (cut to SysfsText::CAPACITY = 24 bytes), not from what was read.
+
+    /// `"0" × 24, "\n"` (25 bytes): a valid number, rejected because the cut copy had lost
+    /// its newline.
+    #[test]
+    fn regression_size_24_zeros_newline() {
+        let mut text = [b'0'; 25];
+        text[24] = b'\n';
+        let kernel = dax_kernel().with_file(&attr("size"), &text);
+        assert_eq!(source(&kernel).size_with(&kernel), Ok(0));
+    }
+
+    /// `"0" × 23, "\n0\n", "0" × 7, "\n0\n"`: not a number and a newline, accepted as 0
+    /// because the cut copy ended right after the first newline.
+    #[test]
+    fn regression_size_23_zeros_newline_0_newline_7_zeros_newline_0_newline() {
+        let text = b"00000000000000000000000\n0\n0000000\n0\n";
+        let kernel = dax_kernel()
+            .with_file(&attr("size"), text)
+            .with_file(&attr("align"), text)
+            .with_file(&attr("numa_node"), text);
+        let dax = source(&kernel);
+        assert_eq!(
+            dax.size_with(&kernel).map_err(|e| e.code()),
+            Err(PMEM2_E_INVALID_SIZE_FORMAT)
+        );
+        assert_eq!(
+            dax.alignment_with(&kernel).map_err(|e| e.code()),
+            Err(PMEM2_E_INVALID_ALIGNMENT_FORMAT)
+        );
+        assert_eq!(
+            dax.numa_node_with(&kernel).map_err(|e| e.code()),
+            Err(PMEM2_E_INVALID_DEV_FORMAT)
+        );
+    }
+
+    /// The same cut broke real `mappingN` lines longer than 24 bytes (a DIMM's second region
+    /// starts at a large offset): `"nmem1,1073741824,137438953472,0\n"` is 32 bytes.
+    #[test]
+    fn regression_mapping_nmem1_1073741824_137438953472_0() {
+        let kernel = dax_kernel()
+            .with_file(&attr("../mappings"), b"1\n")
+            .with_file(&attr("../mapping0"), b"nmem1,1073741824,137438953472,0\n")
+            .with_file("/sys/bus/nd/devices/nmem1/nfit/dirty_shutdown", b"5\n");
+        assert_eq!(source(&kernel).device_usc_with(&kernel), Ok(5));
+    }
+
+    /// Contents that fill the whole read buffer may be cut, so they are never parsed.
+    #[test]
+    fn an_attribute_filling_the_buffer_is_rejected() {
+        let mut text = [b'0'; ATTRIBUTE_CAPACITY];
+        text[ATTRIBUTE_CAPACITY - 2] = b'7';
+        text[ATTRIBUTE_CAPACITY - 1] = b'\n';
+        let kernel = dax_kernel().with_file(&attr("size"), &text);
+        assert_eq!(
+            source(&kernel).size_with(&kernel).map_err(|e| e.code()),
+            Err(PMEM2_E_INVALID_SIZE_FORMAT)
+        );
+        let kernel = dax_kernel().with_file(&attr("size"), &text[1..]);
+        assert_eq!(source(&kernel).size_with(&kernel), Ok(7));
     }
 }

@@ -29,7 +29,8 @@ pub const LINK_TARGET_CAPACITY: usize = 256;
 /// leaves room to spare.
 pub type PathBuffer = heapless::String<128>;
 
-/// Room for an attribute's contents: sysfs numbers and DIMM ids are far shorter.
+/// Room for an attribute's contents: sysfs numbers and DIMM ids are far shorter. Contents
+/// that fill it may have been cut, and are never parsed.
 pub const ATTRIBUTE_CAPACITY: usize = 64;
 
 /// A device number (`st_rdev` or `st_dev`), in the 64-bit encoding glibc's `dev_t` uses.
@@ -234,7 +235,8 @@ impl fmt::Display for SysfsFailure {
 
 /// Reads the attribute at `path` into `buf` with open, read (until the end of the file or a
 /// full buffer) and close, and returns what was read. A file longer than the buffer comes
-/// back cut, which every parser here rejects.
+/// back cut, filling it: callers must not parse a full buffer (a cut number can still look
+/// valid, e.g. zero-padded digits cut right after a newline).
 pub fn read_attribute<'b, S: Syscalls + ?Sized>(
     sys: &S,
     path: &SysfsPath,
