@@ -65,6 +65,11 @@ else
   cargo "+$toolchain" fuzz build
 fi
 
+# differential_real_fds loads our C ABI (and Debian's libpmem2) with dlopen.
+step "cargo build --release -p pmem2-source-capi (for differential_real_fds)"
+cargo build --locked --release -p pmem2-source-capi
+export PMEM2_SOURCE_SO="$PWD/target/release/libpmem2_source.so"
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=()

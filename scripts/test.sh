@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every check, as CI runs it: formatting, lints (host, no_std and aarch64), all tests, a real
-# Device DAX in a VM, Miri, coverage, the no_std and cross builds, and the docs. Installs
-# what it needs first (scripts/setup.sh and each step's own script).
+# Device DAX in a VM, Miri, coverage, bounded fuzzing, the no_std and cross builds, and the
+# docs. Installs what it needs first (scripts/setup.sh and each step's own script).
 # Run as root: some tests make private mount namespaces. With CI=true nothing may be skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +38,9 @@ step "Miri: scripts/miri.sh"
 
 step "coverage of the core (at least 98% of lines): scripts/coverage.sh"
 ./scripts/coverage.sh
+
+step "fuzzing: every target for ${FUZZ_SECONDS:-30}s (scripts/fuzz.sh)"
+./scripts/fuzz.sh
 
 step "no_std build: cargo build -p pmem2-source --target x86_64-unknown-none"
 cargo build --locked -p pmem2-source --target x86_64-unknown-none

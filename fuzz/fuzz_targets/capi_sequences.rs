@@ -101,7 +101,7 @@ unsafe extern "C" fn pool_malloc(size: usize) -> *mut c_void {
     match NEXT_ALLOCATION.swap(NORMAL, Ordering::SeqCst) {
         FAIL => return null_mut(),
         how => {
-            let Some(slot) = POOL.allocate() else {
+            let Some(slot) = (&POOL).allocate() else {
                 return null_mut();
             };
             unpoison(slot);
@@ -132,7 +132,7 @@ unsafe extern "C" fn pool_free(ptr: *mut c_void) {
     );
     let slot = NonNull::new(address as *mut Source).expect("not NULL");
     // SAFETY: `slot` came from POOL.allocate (it was outstanding) and is released once.
-    unsafe { POOL.deallocate(slot) };
+    unsafe { (&POOL).deallocate(slot) };
     poison(slot);
 }
 
@@ -142,12 +142,12 @@ fn register_allocator() {
     REGISTER.call_once(|| {
         // Poison every slot: none is handed out yet.
         let mut taken = Vec::new();
-        while let Some(slot) = POOL.allocate() {
+        while let Some(slot) = (&POOL).allocate() {
             taken.push(slot);
         }
         for slot in taken {
             // SAFETY: just allocated from POOL, released once.
-            unsafe { POOL.deallocate(slot) };
+            unsafe { (&POOL).deallocate(slot) };
             poison(slot);
         }
         // SAFETY: the pair behaves like malloc/free for the only size the C ABI asks for, and
