@@ -77,6 +77,17 @@ impl Errno {
         self.0
     }
 
+    /// The return code for this errno: `-errno`. A value no kernel gives (0, negative, or
+    /// above 4095, e.g. from a faulty custom backend) is `PMEM2_E_UNKNOWN` instead, so that
+    /// a failure never looks like success and nothing overflows.
+    pub const fn code(self) -> i32 {
+        if self.0 >= 1 && self.0 <= 4095 {
+            -self.0
+        } else {
+            codes::PMEM2_E_UNKNOWN
+        }
+    }
+
     fn table_entry(self) -> Option<&'static (u32, &'static str, &'static str)> {
         let value = u32::try_from(self.0).ok()?;
         errno_table::ERRNO_TABLE
@@ -441,7 +452,7 @@ impl Error {
                 if *errno == Errno::EBADF {
                     PMEM2_E_INVALID_FILE_HANDLE
                 } else {
-                    -errno.raw()
+                    errno.code()
                 }
             }
             Error::Directory
@@ -449,8 +460,8 @@ impl Error {
             | Error::NotDeviceDax { .. }
             | Error::SysfsNotALink { .. }
             | Error::SysfsLinkTooLong { .. } => PMEM2_E_INVALID_FILE_TYPE,
-            Error::SysfsUnreadable { errno, .. } => -errno.raw(),
-            Error::NoMemory => -Errno::ENOMEM.raw(),
+            Error::SysfsUnreadable { errno, .. } => errno.code(),
+            Error::NoMemory => Errno::ENOMEM.code(),
             Error::FileDescriptorNotSet => PMEM2_E_FILE_DESCRIPTOR_NOT_SET,
             Error::FileChanged { .. } | Error::NegativeFileSize { .. } => {
                 PMEM2_E_INVALID_FILE_HANDLE
@@ -458,11 +469,11 @@ impl Error {
             Error::PageSize { errno }
             | Error::Sysfs(SysfsFailure { errno, .. })
             | Error::Io { errno, .. }
-            | Error::Mapping { errno, .. } => -errno.raw(),
+            | Error::Mapping { errno, .. } => errno.code(),
             Error::InvalidSize { .. } => PMEM2_E_INVALID_SIZE_FORMAT,
             Error::InvalidAlignment { .. } => PMEM2_E_INVALID_ALIGNMENT_FORMAT,
             Error::InvalidDeviceAttribute { .. } => PMEM2_E_INVALID_DEV_FORMAT,
-            Error::AlignmentNotFound { .. } => -Errno::ENOENT.raw(),
+            Error::AlignmentNotFound { .. } => Errno::ENOENT.code(),
             Error::AlignmentNotPowerOfTwo { .. } => PMEM2_E_INVALID_ALIGNMENT_VALUE,
             Error::NotSupported(_) => PMEM2_E_NOSUPP,
             Error::RegionNotFound => PMEM2_E_DAX_REGION_NOT_FOUND,
@@ -660,6 +671,25 @@ mod tests {
         assert_eq!(Errno::ENOMEM.raw(), libc::ENOMEM);
     }
 
+    /// Fuzzing review: a backend errno of 0 made a failure return 0, and `i32::MIN`
+    /// overflowed when negated.
+    #[test]
+    fn regression_errno_outside_the_kernel_range() {
+        for raw in [0, -1, i32::MIN, 4096, i32::MAX] {
+            let err = Error::Fstat {
+                errno: Errno::from_raw(raw),
+            };
+            assert_eq!(err.code(), codes::PMEM2_E_UNKNOWN, "errno {raw}");
+        }
+        assert_eq!(
+            Error::Fstat {
+                errno: Errno::from_raw(4095)
+            }
+            .code(),
+            -4095
+        );
+    }
+
     #[test]
     fn unknown_errno_prints_like_glibc() {
         assert_eq!(Errno::from_raw(4242).to_string(), "Unknown error 4242");
@@ -697,13 +727,19 @@ mod tests {
         );
         assert_eq!(Error::NoMemory.code(), -libc::ENOMEM);
         assert_eq!(Error::NoMemory.name(), "ENOMEM");
+        // An errno Linux does not define, within the kernel's range: no name.
+        let undefined = Error::Fcntl {
+            errno: Errno::from_raw(4000),
+        };
         assert_eq!(
-            Error::Fcntl {
-                errno: Errno::from_raw(4242)
-            }
-            .name(),
-            "unknown error"
+            (undefined.code(), undefined.name()),
+            (-4000, "unknown error")
         );
+        // Outside the kernel's range: not an errno at all.
+        let impossible = Error::Fcntl {
+            errno: Errno::from_raw(4242),
+        };
+        assert_eq!(impossible.name(), "PMEM2_E_UNKNOWN");
     }
 
     /// `from_fd` returns `Result<Source, Error>` by value on its hot path: keep the error
