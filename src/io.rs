@@ -55,11 +55,12 @@ impl Source {
         buffer: Buffer<'_>,
         offset: u64,
     ) -> Result<(), Error> {
-        let handle = self.handle_parts().map(|(handle, ..)| handle);
-        let fd_parts = self.fd_parts();
-        if handle.is_none() && fd_parts.is_none() {
-            return Err(Error::IoSourceType);
-        }
+        let target = match (self.handle_parts(), self.fd_parts()) {
+            (Some((handle, ..)), _) => Target::Handle(handle),
+            (None, Some((fd, FileType::Regular, _))) => Target::File(fd),
+            (None, Some((fd, FileType::DeviceDax, _))) => Target::DeviceDax(fd),
+            (None, None) => return Err(Error::IoSourceType),
+        };
         let direction = buffer.direction();
         let len = buffer.len() as u64;
         let source_size = self.size_with(sys)?;
@@ -73,13 +74,10 @@ impl Source {
             Some(remaining) if len <= remaining => {}
             _ => return Err(out_of_range),
         }
-        match (handle, fd_parts) {
-            (Some(handle), _) => handle_transfer(sys, handle, buffer, offset),
-            (None, Some((fd, FileType::Regular, _))) => file_transfer(sys, fd, buffer, offset),
-            (None, Some((fd, FileType::DeviceDax, _))) => {
-                self.device_dax_transfer(sys, fd, buffer, offset)
-            }
-            (None, None) => Err(Error::IoSourceType),
+        match target {
+            Target::Handle(handle) => handle_transfer(sys, handle, buffer, offset),
+            Target::File(fd) => file_transfer(sys, fd, buffer, offset),
+            Target::DeviceDax(fd) => self.device_dax_transfer(sys, fd, buffer, offset),
         }
     }
 
@@ -123,6 +121,16 @@ impl Source {
             }
         }
     }
+}
+
+/// What a transfer goes through.
+enum Target {
+    /// A Windows handle: `ReadFile`/`WriteFile`.
+    Handle(RawHandle),
+    /// A regular file's descriptor: `pread`/`pwrite`.
+    File(i32),
+    /// A Device DAX's descriptor: a mapping.
+    DeviceDax(i32),
 }
 
 /// How many `EINTR`s in one transfer are retried before `-EINTR` is returned.

@@ -279,6 +279,74 @@ fn handle_io_is_positional_and_complete() {
     );
 }
 
+/// Through a reference to the backend (as generic code holding `&S` passes it), every
+/// Windows call is forwarded: the same answers, the same calls.
+#[test]
+fn references_to_backends_forward_the_windows_calls() {
+    let run = |kernel: &ScriptedKernel, by_reference: bool| {
+        let sys: &dyn Syscalls = if by_reference { &kernel } else { kernel };
+        let source = Source::from_handle_with(sys, HANDLE).expect("source");
+        let mut back = [0u8; 3];
+        let answers = std::format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            source.size_with(sys),
+            source.alignment_with(sys),
+            source.pwrite_mcsafe_with(sys, b"abc", 5),
+            source.pread_mcsafe_with(sys, &mut back, 5),
+            sys.page_size(),
+        );
+        (answers, back, kernel.calls())
+    };
+    let direct = run(&ScriptedKernel::windows_file(), false);
+    assert_eq!(run(&ScriptedKernel::windows_file(), true), direct);
+    assert_eq!(&direct.1, b"abc");
+}
+
+/// A backend with none of the Windows calls: they are "not implemented" (`PMEM2_E_UNKNOWN`).
+#[test]
+fn backends_without_the_windows_calls() {
+    struct Linuxish(ScriptedKernel);
+    impl Syscalls for Linuxish {
+        fn fcntl_getfl(&self, fd: i32) -> Result<u32, crate::Errno> {
+            self.0.fcntl_getfl(fd)
+        }
+        fn fstat(&self, fd: i32) -> Result<crate::sys::FileStat, crate::Errno> {
+            self.0.fstat(fd)
+        }
+        fn readlink(&self, path: &core::ffi::CStr, buf: &mut [u8]) -> Result<usize, crate::Errno> {
+            self.0.readlink(path, buf)
+        }
+    }
+    /// Answers the file information, and nothing else of Windows.
+    struct InformationOnly(ScriptedKernel);
+    impl Syscalls for InformationOnly {
+        fn fcntl_getfl(&self, fd: i32) -> Result<u32, crate::Errno> {
+            self.0.fcntl_getfl(fd)
+        }
+        fn fstat(&self, fd: i32) -> Result<crate::sys::FileStat, crate::Errno> {
+            self.0.fstat(fd)
+        }
+        fn readlink(&self, path: &core::ffi::CStr, buf: &mut [u8]) -> Result<usize, crate::Errno> {
+            self.0.readlink(path, buf)
+        }
+        fn file_information(&self, handle: RawHandle) -> Result<FileInformation, Win32Error> {
+            self.0.file_information(handle)
+        }
+    }
+    assert_failure(
+        Source::from_handle_with(&Linuxish(ScriptedKernel::windows_file()), HANDLE),
+        PMEM2_E_UNKNOWN,
+        "GetFileInformationByHandle: This function is not supported on this system.",
+    );
+    let sys = InformationOnly(ScriptedKernel::windows_file());
+    let source = Source::from_handle_with(&sys, HANDLE).expect("source");
+    assert_failure(
+        source.pread_mcsafe_with(&sys, &mut [0; 1], 0),
+        PMEM2_E_UNKNOWN,
+        "ReadFile: This function is not supported on this system.",
+    );
+}
+
 /// A file that shrank between the size check and the transfer.
 #[test]
 fn a_short_handle_transfer_is_the_end_of_the_file() {

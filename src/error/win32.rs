@@ -183,5 +183,6 @@ mod tests {
             "Win32Error(7)"
         );
         assert_eq!(Win32Error::from_raw(7).name(), None);
+        assert_eq!(Win32Error::from_raw(7).raw(), 7);
     }
 }
