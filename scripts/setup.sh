@@ -19,17 +19,7 @@ debian_packages=(
   qemu-system-x86 busybox-static ndctl daxctl cpio  # the Device DAX VM (tests/devdax-vm)
 )
 
-missing=()
-for package in "${debian_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-    missing+=("$package")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+./scripts/apt-install.sh "${debian_packages[@]}"
 
 if ! command -v rustup >/dev/null 2>&1; then
   if [ -x "$HOME/.cargo/bin/rustup" ]; then

@@ -114,6 +114,16 @@ impl<A: SourceAlloc> SourceBox<A> {
         SourceBox::new_in(Source::from_fd_with(sys, fd)?, alloc)
     }
 
+    /// `pmem2_source_from_handle` into allocated memory: validates `handle` first (no
+    /// allocation happens for a bad handle), then allocates.
+    pub fn from_handle_in<S: Syscalls + ?Sized>(
+        sys: &S,
+        handle: crate::sys::RawHandle,
+        alloc: A,
+    ) -> Result<SourceBox<A>, Error> {
+        SourceBox::new_in(Source::from_handle_with(sys, handle)?, alloc)
+    }
+
     /// `pmem2_source_from_anon` into allocated memory.
     pub fn anon_in(size: usize, alloc: A) -> Result<SourceBox<A>, Error> {
         SourceBox::new_in(Source::anon(size), alloc)

@@ -1,4 +1,5 @@
-//! The decision `pmem2_source_from_fd` makes, in libpmem2's order of checks (SPEC §2–§3).
+//! The decision `pmem2_source_from_fd` makes, in libpmem2's order of checks (SPEC §2–§3),
+//! and `pmem2_source_from_handle`'s on Windows (SPEC §6).
 //!
 //! Pure logic over a [`Syscalls`] backend: one `fcntl`, one `fstat`, and for character devices
 //! one `readlink`. Nothing is allocated; the sysfs path and the link target live in fixed
@@ -7,7 +8,9 @@
 use crate::error::{Errno, Error};
 use crate::source::{FileType, Source};
 use crate::sys::consts::{O_ACCMODE, O_PATH, O_WRONLY, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG};
-use crate::sys::{FileStat, Syscalls};
+use crate::sys::{
+    FILE_ATTRIBUTE_DIRECTORY, FileInformation, FileStat, INVALID_HANDLE_VALUE, RawHandle, Syscalls,
+};
 use crate::sysfs::{
     DeviceNumber, LINK_TARGET_CAPACITY, PathBuffer, SubsystemLink, SysfsPath, SysfsText,
     classify_link_target,
@@ -30,6 +33,34 @@ pub(crate) fn classify_fd<S: Syscalls + ?Sized>(sys: &S, fd: i32) -> Result<Sour
     Ok(Source::fd_source(
         fd, file_type, stat.rdev, stat.dev, stat.ino,
     ))
+}
+
+/// `pmem2_source_from_handle` (SPEC §6): not `INVALID_HANDLE_VALUE`, then one
+/// `GetFileInformationByHandle`, and not a directory.
+pub(crate) fn classify_handle<S: Syscalls + ?Sized>(
+    sys: &S,
+    handle: RawHandle,
+) -> Result<Source, Error> {
+    if handle == INVALID_HANDLE_VALUE {
+        return Err(Error::InvalidHandleValue);
+    }
+    let info = handle_information(sys, handle)?;
+    Ok(Source::handle_source(handle, &info))
+}
+
+/// libpmem2's `pmem2_win_stat`: `GetFileInformationByHandle`, and a directory is refused.
+pub(crate) fn handle_information<S: Syscalls + ?Sized>(
+    sys: &S,
+    handle: RawHandle,
+) -> Result<FileInformation, Error> {
+    let info = sys.file_information(handle).map_err(|error| Error::Win32 {
+        call: "GetFileInformationByHandle",
+        error,
+    })?;
+    if info.attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
+        return Err(Error::DirectoryHandle);
+    }
+    Ok(info)
 }
 
 /// The descriptor must allow reading: `O_RDONLY` or `O_RDWR`, not `O_PATH`.

@@ -6,12 +6,15 @@
 //! message per thread for `pmem2_errormsg()`.
 
 mod errno_table;
+mod win32;
 
 use core::fmt;
 
 use linux_raw_sys::errno as raw;
 
 use crate::sysfs::{DeviceNumber, SysfsFailure, SysfsPath, SysfsText};
+
+pub use win32::Win32Error;
 
 /// A Linux `errno` value (positive, as the kernel's `-errno` return negated).
 ///
@@ -381,6 +384,40 @@ pub enum Error {
         /// Bytes needed, the terminating NUL included.
         needed: usize,
     },
+    /// Windows: the handle is `INVALID_HANDLE_VALUE`.
+    InvalidHandleValue,
+    /// Windows: a Win32 call about the handle failed (`ERROR_INVALID_HANDLE` for a closed
+    /// handle, a mutex, an event or any other handle that is not a file).
+    Win32 {
+        /// The failed call (`"GetFileInformationByHandle"`, `"ReadFile"`, …).
+        call: &'static str,
+        /// What `GetLastError()` said.
+        error: Win32Error,
+    },
+    /// Windows: the handle refers to a directory.
+    DirectoryHandle,
+    /// Windows: the handle value now refers to a different file than when the source was
+    /// created (volume serial number or file index changed: it was closed and the value
+    /// reused).
+    HandleChanged {
+        /// The handle value stored in the source.
+        handle: usize,
+    },
+    /// Windows: `get_handle` on a source that has no handle (an anonymous source).
+    FileHandleNotSet,
+    /// Windows: a C runtime file descriptor that is negative.
+    NegativeCrtFd {
+        /// The number passed in.
+        fd: i32,
+    },
+    /// Windows: the C runtime has no handle for the descriptor (`_get_osfhandle` failed,
+    /// `EBADF` for a closed or never opened descriptor).
+    CrtFd {
+        /// The descriptor.
+        fd: i32,
+        /// The C runtime's `errno` (its numbering: `EBADF` is 9 there too).
+        errno: Errno,
+    },
 }
 
 /// Which queries a source cannot answer, each with libpmem2's wording where it has one.
@@ -400,6 +437,12 @@ pub enum Unsupported {
     /// Device DAX I/O with a backend that cannot copy through a mapping with machine-check
     /// recovery.
     MachineCheckSafeCopy,
+    /// `numa_node` of a Windows handle source.
+    HandleNumaNode,
+    /// `device_id` of a Windows handle source.
+    HandleDeviceId,
+    /// `device_usc` of a Windows handle source.
+    HandleUsc,
 }
 
 impl fmt::Display for Unsupported {
@@ -416,6 +459,18 @@ impl fmt::Display for Unsupported {
                 "machine-check-safe Device DAX I/O needs a copy that survives SIGBUS, which this \
                  syscall backend does not provide (the no_std core installs no signal handler; \
                  pmem2-source-std and the C ABI do)"
+            }
+            Unsupported::HandleNumaNode => {
+                "numa node of a file handle is not supported: Windows reports no NUMA node for \
+                 a file (libpmem2 has no Windows implementation either)"
+            }
+            Unsupported::HandleDeviceId => {
+                "device id of a file handle is not supported by pmem2-source on Windows (it \
+                 does not query the volume's storage device)"
+            }
+            Unsupported::HandleUsc => {
+                "unsafe shutdown count of a file handle is not supported by pmem2-source on \
+                 Windows (it does not query the volume's storage device)"
             }
         })
     }
@@ -481,12 +536,35 @@ impl Error {
             Error::OutOfRange { .. } | Error::UnexpectedEnd { .. } => PMEM2_E_LENGTH_OUT_OF_RANGE,
             Error::IoFailed { .. } | Error::MachineCheck { .. } => PMEM2_E_IO_FAIL,
             Error::BufferTooSmall { .. } => PMEM2_E_BUFFER_TOO_SMALL,
+            Error::InvalidHandleValue
+            | Error::HandleChanged { .. }
+            | Error::NegativeCrtFd { .. }
+            | Error::Win32 {
+                error: Win32Error::INVALID_HANDLE,
+                ..
+            } => PMEM2_E_INVALID_FILE_HANDLE,
+            Error::Win32 { error, .. } => error.errno().map_or(PMEM2_E_UNKNOWN, |errno| -errno),
+            Error::DirectoryHandle => PMEM2_E_INVALID_FILE_TYPE,
+            Error::FileHandleNotSet => PMEM2_E_FILE_HANDLE_NOT_SET,
+            Error::CrtFd { errno, .. } => {
+                if *errno == Errno::EBADF {
+                    PMEM2_E_INVALID_FILE_HANDLE
+                } else {
+                    -errno.raw()
+                }
+            }
         }
     }
 
     /// The symbolic name of [`code`](Error::code): `"PMEM2_E_INVALID_FILE_TYPE"`, `"ENOENT"`,
     /// or `"unknown error"` for an errno Linux does not define.
     pub fn name(&self) -> &'static str {
+        // A Win32 error's errno is in the Windows C runtime's numbering, not Linux's.
+        if let Error::Win32 { error, .. } = self
+            && let (Some(name), false) = (error.errno_name(), *error == Win32Error::INVALID_HANDLE)
+        {
+            return name;
+        }
         codes::name(self.code()).unwrap_or("unknown error")
     }
 }
@@ -625,6 +703,22 @@ impl fmt::Display for Error {
                     "the buffer is too small: the device id needs {needed} bytes"
                 )
             }
+            Error::InvalidHandleValue => f.write_str("Invalid file handle has been passed"),
+            Error::Win32 { call, error } => write!(f, "{call}: {error}"),
+            Error::DirectoryHandle => {
+                f.write_str("using directory doesn't make any sense in context of pmem2")
+            }
+            Error::HandleChanged { handle } => write!(
+                f,
+                "handle {handle:#x} now refers to a different file than when the source was \
+                 created (its volume or file index changed: the handle was closed and its \
+                 value reused)"
+            ),
+            Error::FileHandleNotSet => {
+                f.write_str("File handle is not set, source type does not support file handles")
+            }
+            Error::NegativeCrtFd { fd } => write!(f, "Invalid file descriptor value {fd}"),
+            Error::CrtFd { fd, errno } => write!(f, "_get_osfhandle({fd}): {errno}"),
         }
     }
 }
@@ -638,6 +732,7 @@ mod tests {
 
     use super::*;
 
+    #[cfg(not(windows))] // compares with glibc's values
     #[test]
     #[cfg_attr(
         miri,
@@ -652,6 +747,7 @@ mod tests {
         }
     }
 
+    #[cfg(not(windows))] // compares with glibc's values
     #[test]
     fn errno_names_match_libc_values() {
         let expected = [

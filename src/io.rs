@@ -8,7 +8,7 @@
 
 use crate::error::{Errno, Error, Unsupported};
 use crate::source::{FileType, Source};
-use crate::sys::{Buffer, MappingCopyError, Syscalls, copy_through_mapping};
+use crate::sys::{Buffer, MappingCopyError, RawHandle, Syscalls, copy_through_mapping};
 
 impl Source {
     /// `pmem2_source_pread_mcsafe`: fills `buf` from the source at `offset`.
@@ -55,8 +55,11 @@ impl Source {
         buffer: Buffer<'_>,
         offset: u64,
     ) -> Result<(), Error> {
-        let Some((fd, file_type, _)) = self.fd_parts() else {
-            return Err(Error::IoSourceType);
+        let target = match (self.handle_parts(), self.fd_parts()) {
+            (Some((handle, ..)), _) => Target::Handle(handle),
+            (None, Some((fd, FileType::Regular, _))) => Target::File(fd),
+            (None, Some((fd, FileType::DeviceDax, _))) => Target::DeviceDax(fd),
+            (None, None) => return Err(Error::IoSourceType),
         };
         let direction = buffer.direction();
         let len = buffer.len() as u64;
@@ -71,9 +74,10 @@ impl Source {
             Some(remaining) if len <= remaining => {}
             _ => return Err(out_of_range),
         }
-        match file_type {
-            FileType::Regular => file_transfer(sys, fd, buffer, offset),
-            FileType::DeviceDax => self.device_dax_transfer(sys, fd, buffer, offset),
+        match target {
+            Target::Handle(handle) => handle_transfer(sys, handle, buffer, offset),
+            Target::File(fd) => file_transfer(sys, fd, buffer, offset),
+            Target::DeviceDax(fd) => self.device_dax_transfer(sys, fd, buffer, offset),
         }
     }
 
@@ -117,6 +121,16 @@ impl Source {
             }
         }
     }
+}
+
+/// What a transfer goes through.
+enum Target {
+    /// A Windows handle: `ReadFile`/`WriteFile`.
+    Handle(RawHandle),
+    /// A regular file's descriptor: `pread`/`pwrite`.
+    File(i32),
+    /// A Device DAX's descriptor: a mapping.
+    DeviceDax(i32),
 }
 
 /// How many `EINTR`s in one transfer are retried before `-EINTR` is returned.
@@ -164,6 +178,43 @@ fn file_transfer<S: Syscalls + ?Sized>(
             return Ok(());
         }
     }
+}
+
+/// Windows: `ReadFile`/`WriteFile` at an offset until the whole buffer is transferred
+/// (libpmem2 makes one call at the file pointer and ignores the offset; positional I/O is
+/// what the function promises).
+fn handle_transfer<S: Syscalls + ?Sized>(
+    sys: &S,
+    handle: RawHandle,
+    mut buffer: Buffer<'_>,
+    offset: u64,
+) -> Result<(), Error> {
+    let direction = buffer.direction();
+    let mut done = 0usize;
+    while done < buffer.len() {
+        let at = offset + done as u64;
+        let (call, result) = match &mut buffer {
+            Buffer::Read(buf) => (
+                "ReadFile",
+                sys.read_handle_at(handle, buf.get_mut(done..).unwrap_or_default(), at),
+            ),
+            Buffer::Write(buf) => (
+                "WriteFile",
+                sys.write_handle_at(handle, buf.get(done..).unwrap_or_default(), at),
+            ),
+        };
+        match result {
+            Ok(0) => {
+                return Err(Error::UnexpectedEnd {
+                    direction,
+                    offset: at,
+                });
+            }
+            Ok(n) => done = done.saturating_add(n),
+            Err(error) => return Err(Error::Win32 { call, error }),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,6 +21,14 @@
 //! - [`Source::anon`], [`Source::fd`] (`get_fd`), and the allocated form [`SourceBox`] with a
 //!   caller-chosen allocator ([`Global`] with feature `alloc`, [`StaticPool`] with no heap at
 //!   all, test allocators).
+//! - Windows (SPEC §6): [`Source::from_handle_with`] validates a file handle with one
+//!   `GetFileInformationByHandle` (libpmem2's codes: `INVALID_HANDLE_VALUE`, closed and
+//!   non-file handles → `PMEM2_E_INVALID_FILE_HANDLE`, a directory →
+//!   `PMEM2_E_INVALID_FILE_TYPE`, other Win32 errors → libpmem2's `-errno` or
+//!   `PMEM2_E_UNKNOWN`, see [`Win32Error`]); [`Source::handle`] is `get_handle`; size from
+//!   the file information, alignment the allocation granularity. The Win32 calls are in the
+//!   `sys::Windows` backend (Windows targets); the logic runs on any host against the scripted
+//!   kernel. Tested under Wine, not on Windows.
 //! - Errors are values: [`Error::code`] is libpmem2's return code, `Display` its message.
 //!
 //! # What it does not do
@@ -38,8 +46,9 @@
 //! # Backends
 //!
 //! Every entry point is generic over [`sys::Syscalls`]. On Linux (x86_64, aarch64, riscv64)
-//! [`sys::Linux`] issues the syscalls directly through the `sc` crate; on any other target the
-//! crate still builds, and the embedder supplies a backend. Feature `testing` adds
+//! [`sys::Linux`] issues the syscalls directly through the `sc` crate; on Windows
+//! `sys::Windows` makes the Win32 calls through `windows-sys`; on any other target the crate
+//! still builds, and the embedder supplies a backend. Feature `testing` adds
 //! `sys::scripted::ScriptedKernel`, a fake kernel for tests and fuzzing.
 //!
 //! ```
@@ -89,6 +98,21 @@ macro_rules! with_linux_backend {
     )*};
 }
 
+/// Keeps items only where the crate has a backend of its own: [`sys::Linux`] (see
+/// `with_linux_backend`) or, on Windows, `sys::Windows`.
+macro_rules! with_native_backend {
+    ($($item:item)*) => {$(
+        #[cfg(any(
+            windows,
+            all(
+                target_os = "linux",
+                any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")
+            )
+        ))]
+        $item
+    )*};
+}
+
 #[allow(unsafe_code)]
 mod alloc;
 mod classify;
@@ -99,10 +123,13 @@ mod source;
 #[allow(unsafe_code)] // the syscall seam: unsafe trait methods for raw mappings
 pub mod sys;
 pub mod sysfs;
+#[cfg(test)]
+#[allow(unsafe_code)] // reads the bytes of a source to check its layout
+mod windows_tests;
 
 #[cfg(feature = "alloc")]
 pub use crate::alloc::Global;
 pub use crate::alloc::{CountingAlloc, FailingAlloc, SourceAlloc, SourceBox, StaticPool};
-pub use crate::error::{Errno, Error, IoDirection, Unsupported, codes};
+pub use crate::error::{Errno, Error, IoDirection, Unsupported, Win32Error, codes};
 pub use crate::source::{FileType, Source, SourceKind};
 pub use crate::sysfs::DeviceNumber;

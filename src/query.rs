@@ -8,7 +8,7 @@
 
 use crate::error::{Errno, Error, Unsupported};
 use crate::source::{FileType, Source, SourceKind};
-use crate::sys::{FileStat, Syscalls};
+use crate::sys::{FileInformation, FileStat, RawHandle, Syscalls};
 use crate::sysfs::{
     ATTRIBUTE_CAPACITY, DeviceNumber, LINK_TARGET_CAPACITY, PathBuffer, SysfsFailure,
     SysfsOperation, SysfsPath, SysfsRoot, SysfsText, last_component, parse_decimal,
@@ -28,7 +28,10 @@ impl Source {
     ///
     /// Anonymous: the size given. Fd: `fstat` again (a descriptor that now refers to another
     /// file — device or inode changed — is [`Error::FileChanged`]); a regular file's
-    /// `st_size`; a Device DAX's `/sys/dev/char/M:m/size`.
+    /// `st_size`; a Device DAX's `/sys/dev/char/M:m/size`. Handle (Windows):
+    /// `GetFileInformationByHandle` again, with the errors of
+    /// [`from_handle_with`](Self::from_handle_with) and [`Error::HandleChanged`] for a handle
+    /// value that now refers to another file; the file size.
     ///
     /// ```
     /// use pmem2_source::sys::scripted::ScriptedKernel;
@@ -40,6 +43,9 @@ impl Source {
     /// assert_eq!(Source::anon(4096).size_with(&kernel), Ok(4096));
     /// ```
     pub fn size_with<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<u64, Error> {
+        if let Some(handle) = self.handle_parts() {
+            return Ok(self.current_information(sys, handle)?.size);
+        }
         let Some((fd, file_type, _)) = self.fd_parts() else {
             return Ok(self.anon_size().unwrap_or_default() as u64);
         };
@@ -64,15 +70,19 @@ impl Source {
 
     /// `pmem2_source_alignment`: the alignment a mapping of this source needs.
     ///
-    /// Anonymous and regular file: the page size. Device DAX: its `align` attribute, or on
+    /// Anonymous, regular file and handle: the system's allocation granularity
+    /// ([`Syscalls::allocation_granularity`]: the page size on Linux, `GetSystemInfo`'s
+    /// `dwAllocationGranularity` on Windows). Device DAX: its `align` attribute, or on
     /// kernels without one, `dax_region/align` in the nearest of its ancestor directories
     /// that has one. Not a power of two: [`Error::AlignmentNotPowerOfTwo`].
     pub fn alignment_with<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<usize, Error> {
         let alignment = match self.fd_parts() {
             Some((_, FileType::DeviceDax, _)) => self.device_dax_alignment(sys)?,
             _ => {
-                let page = sys.page_size().map_err(|errno| Error::PageSize { errno })?;
-                page as u64
+                let granularity = sys
+                    .allocation_granularity()
+                    .map_err(|errno| Error::PageSize { errno })?;
+                granularity as u64
             }
         };
         if !alignment.is_power_of_two() {
@@ -85,9 +95,12 @@ impl Source {
     ///
     /// Device DAX: its `numa_node` attribute (or the nearest ancestor's). Regular file on a
     /// pmem block device (fsdax): the NVDIMM namespace's `numa_node`. Anything else:
-    /// [`Error::RegionNotFound`] (`PMEM2_E_DAX_REGION_NOT_FOUND`); anonymous:
-    /// `PMEM2_E_NOSUPP`. `-1` means the platform reports no affinity.
+    /// [`Error::RegionNotFound`] (`PMEM2_E_DAX_REGION_NOT_FOUND`); anonymous and Windows
+    /// handle: `PMEM2_E_NOSUPP`. `-1` means the platform reports no affinity.
     pub fn numa_node_with<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<i32, Error> {
+        if self.kind() == SourceKind::Handle {
+            return Err(Error::NotSupported(Unsupported::HandleNumaNode));
+        }
         let Some((_, file_type, _)) = self.fd_parts() else {
             return Err(Error::NotSupported(Unsupported::AnonymousNumaNode));
         };
@@ -115,14 +128,19 @@ impl Source {
     /// id needs including its NUL; with one, writes the id and a NUL into it and returns that
     /// length ([`Error::BufferTooSmall`] if it does not fit; then nothing is written).
     ///
-    /// No NVDIMM region behind the source, or a DIMM without `nfit/id`: `PMEM2_E_NOSUPP`.
+    /// No NVDIMM region behind the source, or a DIMM without `nfit/id`: `PMEM2_E_NOSUPP`;
+    /// a Windows handle too (libpmem2 asks the volume's storage device there; we do not).
     pub fn device_id_with<S: Syscalls + ?Sized>(
         &self,
         sys: &S,
         out: Option<&mut [u8]>,
     ) -> Result<usize, Error> {
-        if self.kind() == SourceKind::Anonymous {
-            return Err(Error::NotSupported(Unsupported::AnonymousDeviceId));
+        match self.kind() {
+            SourceKind::Anonymous => {
+                return Err(Error::NotSupported(Unsupported::AnonymousDeviceId));
+            }
+            SourceKind::Handle => return Err(Error::NotSupported(Unsupported::HandleDeviceId)),
+            SourceKind::Fd => {}
         }
         let region = self
             .region(sys)?
@@ -162,10 +180,13 @@ impl Source {
     /// `pmem2_source_device_usc`: the sum of the unsafe-shutdown counts
     /// (`nfit/dirty_shutdown`) of the NVDIMMs behind the source.
     ///
-    /// No NVDIMM region behind the source, or a DIMM without the attribute: `PMEM2_E_NOSUPP`.
+    /// No NVDIMM region behind the source, or a DIMM without the attribute: `PMEM2_E_NOSUPP`;
+    /// a Windows handle too (libpmem2 asks the volume's storage device there; we do not).
     pub fn device_usc_with<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<u64, Error> {
-        if self.kind() == SourceKind::Anonymous {
-            return Err(Error::NotSupported(Unsupported::AnonymousUsc));
+        match self.kind() {
+            SourceKind::Anonymous => return Err(Error::NotSupported(Unsupported::AnonymousUsc)),
+            SourceKind::Handle => return Err(Error::NotSupported(Unsupported::HandleUsc)),
+            SourceKind::Fd => {}
         }
         let region = self
             .region(sys)?
@@ -192,6 +213,22 @@ impl Source {
             return Err(Error::FileChanged { fd });
         }
         Ok(stat)
+    }
+
+    /// `GetFileInformationByHandle` of the handle, which must still be the file the source
+    /// was made from.
+    fn current_information<S: Syscalls + ?Sized>(
+        &self,
+        sys: &S,
+        (handle, volume, index): (RawHandle, u32, u64),
+    ) -> Result<FileInformation, Error> {
+        let info = crate::classify::handle_information(sys, handle)?;
+        if (info.volume_serial_number, info.file_index) != (volume, index) {
+            return Err(Error::HandleChanged {
+                handle: handle.addr(),
+            });
+        }
+        Ok(info)
     }
 
     /// `/sys/dev/char/M:m/` + `../` × `ups` + `attribute` for this Device DAX.

@@ -4,12 +4,13 @@ use core::fmt;
 
 use crate::classify;
 use crate::error::Error;
-use crate::sys::Syscalls;
+use crate::sys::{FileInformation, RawHandle, Syscalls};
 use crate::sysfs::DeviceNumber;
 
 /// `enum pmem2_source_type` values.
 const KIND_ANON: u32 = 1;
 const KIND_FD: u32 = 2;
+const KIND_HANDLE: u32 = 3;
 
 /// What kind of data a [`Source`] stands for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -17,8 +18,11 @@ const KIND_FD: u32 = 2;
 pub enum SourceKind {
     /// Anonymous memory of a given size (`pmem2_source_from_anon`).
     Anonymous,
-    /// An open file descriptor (`pmem2_source_from_fd`).
+    /// An open file descriptor (`pmem2_source_from_fd` on Linux).
     Fd,
+    /// An open Windows file handle (`pmem2_source_from_handle`, and `pmem2_source_from_fd`
+    /// on Windows, which converts the C runtime descriptor to its handle).
+    Handle,
 }
 
 /// What a file-descriptor source refers to (`enum pmem2_file_type`).
@@ -50,7 +54,8 @@ impl fmt::Display for FileType {
     }
 }
 
-/// A data source: anonymous memory, or a validated file descriptor with its file type.
+/// A data source: anonymous memory, or a validated file descriptor (Linux) or file handle
+/// (Windows) with its file type.
 ///
 /// A `Source` is plain data and does not own its descriptor: it never closes it, and the
 /// caller must keep it open while the source is in use (the std shim's `Source<'fd>` makes the
@@ -61,7 +66,9 @@ impl fmt::Display for FileType {
 /// `#[repr(C)]`; on 64-bit targets the first 40 bytes are libpmem2 1.12.1's
 /// `struct pmem2_source` (type at 0, file type at 8, size or fd at 16, `st_rdev` at 24,
 /// `st_dev` at 32), so a source made here can be handed to libpmem2 itself. Fields after
-/// byte 40 are ours (`st_ino`).
+/// byte 40 are ours (`st_ino`). A handle source keeps libpmem2's Windows layout: type 3 at 0,
+/// file type at 8, the `HANDLE` at 16 (the volume serial number and file index, ours, where
+/// the Linux layout has `st_dev` and `st_ino`).
 ///
 /// ```
 /// use pmem2_source::{FileType, Source, SourceKind};
@@ -82,8 +89,8 @@ pub struct Source {
     kind_padding: u32,
     file_type: u32,
     file_type_padding: u32,
-    /// C: `union { size_t size; struct { int fd; … } }`: the fd is the first 4 bytes in
-    /// native byte order, the size all 8.
+    /// C: `union { size_t size; HANDLE handle; struct { int fd; … } }`: the fd is the first
+    /// 4 bytes in native byte order, the size and the handle all 8.
     size_or_fd: [u8; 8],
     rdev: u64,
     dev: u64,
@@ -132,6 +139,55 @@ impl Source {
         }
     }
 
+    pub(crate) fn handle_source(handle: RawHandle, info: &FileInformation) -> Source {
+        Source {
+            kind: KIND_HANDLE,
+            kind_padding: 0,
+            file_type: FileType::Regular as u32,
+            file_type_padding: 0,
+            size_or_fd: (handle.addr() as u64).to_ne_bytes(),
+            rdev: 0,
+            dev: u64::from(info.volume_serial_number),
+            ino: info.file_index,
+        }
+    }
+
+    /// `pmem2_source_from_handle` over any [`Syscalls`] backend: validates a Windows file
+    /// handle.
+    ///
+    /// `INVALID_HANDLE_VALUE` → `PMEM2_E_INVALID_FILE_HANDLE` without a call; then one
+    /// `GetFileInformationByHandle`: `ERROR_INVALID_HANDLE` (a closed handle, a mutex, an
+    /// event, …) → `PMEM2_E_INVALID_FILE_HANDLE`, another error → libpmem2's `-errno` for it
+    /// or `PMEM2_E_UNKNOWN` ([`Win32Error::errno`](crate::Win32Error::errno)); a directory →
+    /// `PMEM2_E_INVALID_FILE_TYPE`; anything else is a regular file (Windows has no Device
+    /// DAX). Access rights are not checked (Windows cannot tell them from a handle).
+    ///
+    /// ```
+    /// use pmem2_source::sys::scripted::ScriptedKernel;
+    /// use pmem2_source::{codes, FileType, Source, SourceKind, Win32Error};
+    ///
+    /// let kernel = ScriptedKernel::windows_file();
+    /// let handle = 0x44 as pmem2_source::sys::RawHandle;
+    /// let source = Source::from_handle_with(&kernel, handle).unwrap();
+    /// assert_eq!(source.kind(), SourceKind::Handle);
+    /// assert_eq!(source.file_type(), Some(FileType::Regular));
+    /// assert_eq!(source.handle(), Ok(handle));
+    ///
+    /// let closed = ScriptedKernel::windows_file().with_file_information(Err(Win32Error::INVALID_HANDLE));
+    /// let err = Source::from_handle_with(&closed, handle).unwrap_err();
+    /// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_HANDLE);
+    /// assert_eq!(err.to_string(), "GetFileInformationByHandle: The handle is invalid.");
+    /// ```
+    ///
+    /// # References
+    /// - PMDK `src/libpmem2/source_windows.c` (`pmem2_source_from_handle`, `pmem2_win_stat`)
+    pub fn from_handle_with<S: Syscalls + ?Sized>(
+        sys: &S,
+        handle: RawHandle,
+    ) -> Result<Source, Error> {
+        classify::classify_handle(sys, handle)
+    }
+
     /// `pmem2_source_from_fd` over any [`Syscalls`] backend: validates `fd` and classifies
     /// what it refers to.
     ///
@@ -170,36 +226,56 @@ impl Source {
     pub fn kind(&self) -> SourceKind {
         match self.kind {
             KIND_FD => SourceKind::Fd,
+            KIND_HANDLE => SourceKind::Handle,
             _ => SourceKind::Anonymous,
         }
     }
 
     /// `pmem2_source_get_fd`: the descriptor of an fd source (not duplicated; still owned by
-    /// the caller). An anonymous source has none: [`Error::FileDescriptorNotSet`].
+    /// the caller). An anonymous or handle source has none: [`Error::FileDescriptorNotSet`].
     pub fn fd(&self) -> Result<i32, Error> {
         match self.kind() {
             SourceKind::Fd => {
                 let [a, b, c, d, ..] = self.size_or_fd;
                 Ok(i32::from_ne_bytes([a, b, c, d]))
             }
-            SourceKind::Anonymous => Err(Error::FileDescriptorNotSet),
+            SourceKind::Anonymous | SourceKind::Handle => Err(Error::FileDescriptorNotSet),
         }
     }
 
-    /// The file type of an fd source; `None` for an anonymous one.
+    /// `pmem2_source_get_handle`: the Windows handle of a handle source (not duplicated;
+    /// still owned by the caller). Any other source has none: [`Error::FileHandleNotSet`]
+    /// (`PMEM2_E_FILE_HANDLE_NOT_SET`).
+    pub fn handle(&self) -> Result<RawHandle, Error> {
+        match self.kind() {
+            SourceKind::Handle => Ok(core::ptr::without_provenance_mut(u64::from_ne_bytes(
+                self.size_or_fd,
+            ) as usize)),
+            SourceKind::Anonymous | SourceKind::Fd => Err(Error::FileHandleNotSet),
+        }
+    }
+
+    /// The file type of an fd or handle source; `None` for an anonymous one.
     pub fn file_type(&self) -> Option<FileType> {
         match self.kind() {
-            SourceKind::Fd => FileType::from_raw(self.file_type),
+            SourceKind::Fd | SourceKind::Handle => FileType::from_raw(self.file_type),
             SourceKind::Anonymous => None,
         }
     }
 
-    /// The size given to [`anon`](Self::anon); `None` for an fd source.
+    /// The size given to [`anon`](Self::anon); `None` for an fd or handle source.
     pub fn anon_size(&self) -> Option<usize> {
         match self.kind() {
             SourceKind::Anonymous => Some(u64::from_ne_bytes(self.size_or_fd) as usize),
-            SourceKind::Fd => None,
+            SourceKind::Fd | SourceKind::Handle => None,
         }
+    }
+
+    /// The handle of a handle source with the volume serial number and file index recorded
+    /// at creation.
+    pub(crate) fn handle_parts(&self) -> Option<(RawHandle, u32, u64)> {
+        let handle = self.handle().ok()?;
+        Some((handle, self.dev as u32, self.ino))
     }
 
     /// `st_rdev` recorded at creation (the device a Device DAX file stands for); `None` for
@@ -238,45 +314,59 @@ with_linux_backend! {
         /// assert_eq!(err.to_string(), "character device 1:3 is not Device DAX: its subsystem is \"mem\"");
         /// ```
         pub fn from_fd(fd: i32) -> Result<Source, Error> {
-            Self::from_fd_with(&crate::sys::Linux, fd)
+            Self::from_fd_with(&crate::sys::Native, fd)
         }
+    }
+}
 
-        /// [`size_with`](Self::size_with) on the running Linux kernel.
+#[cfg(windows)]
+impl Source {
+    /// `pmem2_source_from_handle` on Windows; see [`from_handle_with`](Self::from_handle_with)
+    /// for the checks.
+    pub fn from_handle(handle: RawHandle) -> Result<Source, Error> {
+        Self::from_handle_with(&crate::sys::Native, handle)
+    }
+}
+
+with_native_backend! {
+    /// The queries on the running system: `sys::Linux` on Linux, `sys::Windows` on Windows.
+    impl Source {
+        /// [`size_with`](Self::size_with) on the running system.
         pub fn size(&self) -> Result<u64, Error> {
-            self.size_with(&crate::sys::Linux)
+            self.size_with(&crate::sys::Native)
         }
 
-        /// [`alignment_with`](Self::alignment_with) on the running Linux kernel.
+        /// [`alignment_with`](Self::alignment_with) on the running system.
         pub fn alignment(&self) -> Result<usize, Error> {
-            self.alignment_with(&crate::sys::Linux)
+            self.alignment_with(&crate::sys::Native)
         }
 
-        /// [`numa_node_with`](Self::numa_node_with) on the running Linux kernel.
+        /// [`numa_node_with`](Self::numa_node_with) on the running system.
         pub fn numa_node(&self) -> Result<i32, Error> {
-            self.numa_node_with(&crate::sys::Linux)
+            self.numa_node_with(&crate::sys::Native)
         }
 
-        /// [`device_id_with`](Self::device_id_with) on the running Linux kernel.
+        /// [`device_id_with`](Self::device_id_with) on the running system.
         pub fn device_id(&self, out: Option<&mut [u8]>) -> Result<usize, Error> {
-            self.device_id_with(&crate::sys::Linux, out)
+            self.device_id_with(&crate::sys::Native, out)
         }
 
-        /// [`device_usc_with`](Self::device_usc_with) on the running Linux kernel.
+        /// [`device_usc_with`](Self::device_usc_with) on the running system.
         pub fn device_usc(&self) -> Result<u64, Error> {
-            self.device_usc_with(&crate::sys::Linux)
+            self.device_usc_with(&crate::sys::Native)
         }
 
-        /// [`pread_mcsafe_with`](Self::pread_mcsafe_with) on the running Linux kernel. A
+        /// [`pread_mcsafe_with`](Self::pread_mcsafe_with) on the running system. On Linux a
         /// Device DAX needs a backend with a machine-check-safe copy (`pmem2-source-std`):
         /// here it is `PMEM2_E_NOSUPP`.
         pub fn pread_mcsafe(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
-            self.pread_mcsafe_with(&crate::sys::Linux, buf, offset)
+            self.pread_mcsafe_with(&crate::sys::Native, buf, offset)
         }
 
-        /// [`pwrite_mcsafe_with`](Self::pwrite_mcsafe_with) on the running Linux kernel; see
+        /// [`pwrite_mcsafe_with`](Self::pwrite_mcsafe_with) on the running system; see
         /// [`pread_mcsafe`](Self::pread_mcsafe).
         pub fn pwrite_mcsafe(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
-            self.pwrite_mcsafe_with(&crate::sys::Linux, buf, offset)
+            self.pwrite_mcsafe_with(&crate::sys::Native, buf, offset)
         }
     }
 }
@@ -284,6 +374,14 @@ with_linux_backend! {
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("Source");
+        if let Some((handle, volume, index)) = self.handle_parts() {
+            return out
+                .field("handle", &handle)
+                .field("file_type", &self.file_type())
+                .field("volume_serial_number", &volume)
+                .field("file_index", &index)
+                .finish();
+        }
         match (self.kind(), self.fd(), self.file_type()) {
             (SourceKind::Fd, Ok(fd), file_type) => out
                 .field("fd", &fd)

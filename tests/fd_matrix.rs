@@ -5,6 +5,8 @@
 //! The tests run in parallel threads of one process, so no case relies on which descriptor
 //! number the kernel hands out next.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod common;
 
 use std::os::fd::{AsRawFd, RawFd};

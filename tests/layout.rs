@@ -1,6 +1,8 @@
 //! The bytes of a `Source` are libpmem2 1.12.1's `struct pmem2_source` (SPEC §8): type at 0,
 //! file type at 8, fd or size at 16, `st_rdev` at 24, `st_dev` at 32; ours: `st_ino` at 40.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod common;
 
 use std::mem::size_of;

@@ -3,6 +3,8 @@
 //! and an anonymous source: each answers exactly as its `_with` form over `sys::Linux`, and
 //! with what the file is.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;

@@ -6,6 +6,8 @@
 //! Skipped, with the reason on stderr, where `PMEM2_DEVDAX` is not set: CI runs this inside
 //! the guest of `tests/devdax-vm/run.sh`.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;

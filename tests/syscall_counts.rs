@@ -1,6 +1,8 @@
 //! How many syscalls `Source::from_fd` makes on the real kernel (SPEC §2): a counting wrapper
 //! around `pmem2_source::sys::Linux` forwards and logs every call.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod common;
 
 use std::path::Path;

@@ -22,6 +22,11 @@ fn main() {
     println!("cargo:rustc-link-search=native={out_dir}");
     println!("cargo:rustc-link-lib=static:+whole-archive=pmem2_source_perror");
 
+    // A DLL has no soname and no symbol versions: the export list is rustc's .def file, and
+    // pmem2_perror is marked __declspec(dllexport) in perror.c.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("windows") {
+        return;
+    }
     let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpmem2_source.so.1");
     // Exports pmem2_perror (a C symbol, which rustc's own version script would hide) under

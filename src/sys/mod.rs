@@ -1,5 +1,11 @@
 //! The syscall seam: the three kernel calls a source needs, behind the [`Syscalls`] trait.
 //!
+//! Windows answers come through the same trait: [`Syscalls::file_information`],
+//! [`Syscalls::allocation_granularity`] and positional handle I/O, which default to "not
+//! implemented" like every optional call, so a Linux backend need not know them and the
+//! scripted kernel fakes them on any host. The `Windows` backend (Windows targets only)
+//! implements those and leaves the Linux calls failing with `ENOSYS`.
+//!
 //! Every entry point of the crate is generic over `S: Syscalls`, so the decision logic never
 //! knows whether it talks to Linux ([`Linux`], the default where it exists), the scripted fake
 //! kernel of the tests (`ScriptedKernel`, feature `testing`), or an embedder's own
@@ -11,12 +17,50 @@
 use core::ffi::CStr;
 use core::ptr::NonNull;
 
-use crate::error::Errno;
+use crate::error::{Errno, Win32Error};
 
 with_linux_backend! {
     #[allow(unsafe_code)]
     mod linux;
     pub use linux::Linux;
+}
+
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod windows;
+#[cfg(windows)]
+pub use windows::Windows;
+
+// The backend of the convenience calls (`Source::from_fd`/`from_handle`, `Source::size`, …).
+with_linux_backend! {
+    pub(crate) use linux::Linux as Native;
+}
+#[cfg(windows)]
+pub(crate) use windows::Windows as Native;
+
+/// A Windows `HANDLE` (what `std::os::windows::io::RawHandle` and `windows-sys`'s `HANDLE`
+/// are). Only its value matters here: the core never dereferences it, and the type exists on
+/// every target so the Windows decision logic runs against the scripted kernel anywhere.
+pub type RawHandle = *mut core::ffi::c_void;
+
+/// `INVALID_HANDLE_VALUE` (`(HANDLE)-1`), what `CreateFile` returns on failure.
+pub const INVALID_HANDLE_VALUE: RawHandle = core::ptr::without_provenance_mut(usize::MAX);
+
+/// `FILE_ATTRIBUTE_DIRECTORY` (`<winnt.h>`).
+pub const FILE_ATTRIBUTE_DIRECTORY: u32 = 0x10;
+
+/// What [`Syscalls::file_information`] reports: the fields of Windows'
+/// `BY_HANDLE_FILE_INFORMATION` a source uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct FileInformation {
+    /// `dwFileAttributes` (`FILE_ATTRIBUTE_DIRECTORY`, …).
+    pub attributes: u32,
+    /// `dwVolumeSerialNumber`: the volume holding the file.
+    pub volume_serial_number: u32,
+    /// `nFileIndexHigh:nFileIndexLow`: the file's identifier on its volume.
+    pub file_index: u64,
+    /// `nFileSizeHigh:nFileSizeLow`: the size in bytes.
+    pub size: u64,
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -225,6 +269,46 @@ pub trait Syscalls {
         let _ = (dst, src);
         Err(MappingCopyError::Unsupported)
     }
+
+    /// The granularity at which the system places mappings, which is the alignment of every
+    /// source but a Device DAX: the page size on Linux (the default asks
+    /// [`page_size`](Self::page_size)), the allocation granularity on Windows
+    /// (`GetSystemInfo`'s `dwAllocationGranularity`, what libpmem2 answers there).
+    fn allocation_granularity(&self) -> Result<usize, Errno> {
+        self.page_size()
+    }
+
+    /// Windows: `GetFileInformationByHandle(handle)`. Defaults to failing with
+    /// `ERROR_CALL_NOT_IMPLEMENTED`.
+    fn file_information(&self, handle: RawHandle) -> Result<FileInformation, Win32Error> {
+        let _ = handle;
+        Err(Win32Error::CALL_NOT_IMPLEMENTED)
+    }
+
+    /// Windows: `ReadFile(handle, buf, …)` at byte `offset` (an `OVERLAPPED` offset, not the
+    /// file pointer): how many bytes were read, 0 at the end of the file. Defaults to failing
+    /// with `ERROR_CALL_NOT_IMPLEMENTED`.
+    fn read_handle_at(
+        &self,
+        handle: RawHandle,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<usize, Win32Error> {
+        let _ = (handle, buf, offset);
+        Err(Win32Error::CALL_NOT_IMPLEMENTED)
+    }
+
+    /// Windows: `WriteFile(handle, buf, …)` at byte `offset`: how many bytes were written.
+    /// Defaults to failing with `ERROR_CALL_NOT_IMPLEMENTED`.
+    fn write_handle_at(
+        &self,
+        handle: RawHandle,
+        buf: &[u8],
+        offset: u64,
+    ) -> Result<usize, Win32Error> {
+        let _ = (handle, buf, offset);
+        Err(Win32Error::CALL_NOT_IMPLEMENTED)
+    }
 }
 
 impl<S: Syscalls + ?Sized> Syscalls for &S {
@@ -291,6 +375,32 @@ impl<S: Syscalls + ?Sized> Syscalls for &S {
     unsafe fn copy_to_mapping(&self, dst: NonNull<u8>, src: &[u8]) -> Result<(), MappingCopyError> {
         // SAFETY: the caller's guarantee is passed on unchanged.
         unsafe { (**self).copy_to_mapping(dst, src) }
+    }
+
+    fn allocation_granularity(&self) -> Result<usize, Errno> {
+        (**self).allocation_granularity()
+    }
+
+    fn file_information(&self, handle: RawHandle) -> Result<FileInformation, Win32Error> {
+        (**self).file_information(handle)
+    }
+
+    fn read_handle_at(
+        &self,
+        handle: RawHandle,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<usize, Win32Error> {
+        (**self).read_handle_at(handle, buf, offset)
+    }
+
+    fn write_handle_at(
+        &self,
+        handle: RawHandle,
+        buf: &[u8],
+        offset: u64,
+    ) -> Result<usize, Win32Error> {
+        (**self).write_handle_at(handle, buf, offset)
     }
 }
 

@@ -22,8 +22,8 @@ use core::ffi::CStr;
 use core::ptr::NonNull;
 
 use super::consts::{O_RDWR, S_IFCHR, S_IFREG};
-use super::{FileStat, MappingCopyError, Syscalls};
-use crate::error::Errno;
+use super::{FileInformation, FileStat, MappingCopyError, RawHandle, Syscalls};
+use crate::error::{Errno, Win32Error};
 
 /// How many bytes a scripted link target may hold (more than the real read buffer, so
 /// truncation can be scripted).
@@ -121,6 +121,27 @@ pub enum Call {
         /// How much.
         len: usize,
     },
+    /// Windows: the allocation granularity was asked for.
+    AllocationGranularity,
+    /// Windows: `GetFileInformationByHandle(handle)`.
+    FileInformation {
+        /// The handle's value.
+        handle: usize,
+    },
+    /// Windows: `ReadFile` of `len` bytes at `offset`.
+    ReadHandle {
+        /// Bytes asked for.
+        len: usize,
+        /// Where.
+        offset: u64,
+    },
+    /// Windows: `WriteFile` of `len` bytes at `offset`.
+    WriteHandle {
+        /// Bytes offered.
+        len: usize,
+        /// Where.
+        offset: u64,
+    },
 }
 
 /// What a scripted sysfs file does when opened and read.
@@ -151,6 +172,9 @@ pub struct ScriptedKernel {
     max_transfer: usize,
     map_errno: Option<Errno>,
     copy: Result<(), MappingCopyError>,
+    file_information: Result<FileInformation, Win32Error>,
+    granularity: Option<usize>,
+    handle_io_error: Option<Win32Error>,
     data: Data,
     /// Open sysfs descriptors: (fd, index into `files`, read position).
     open: RefCell<heapless::Vec<(i32, usize, usize), MAX_SCRIPTED_PATHS>>,
@@ -192,6 +216,9 @@ impl ScriptedKernel {
             max_transfer: usize::MAX,
             map_errno: None,
             copy: Ok(()),
+            file_information: Err(Win32Error::CALL_NOT_IMPLEMENTED),
+            granularity: None,
+            handle_io_error: None,
             data: Data {
                 bytes: UnsafeCell::new([0; DATA_CAPACITY]),
                 len: 0,
@@ -232,6 +259,50 @@ impl ScriptedKernel {
         kernel.readlink = Ok(heapless::Vec::from_slice(b"../../../../bus/dax").unwrap_or_default());
         kernel.data.len = 4096;
         kernel
+    }
+
+    /// Windows: any handle is a regular file of 4096 bytes (attribute
+    /// `FILE_ATTRIBUTE_ARCHIVE`) on volume `0x1234abcd`, file index 42; the allocation
+    /// granularity is 64 KiB. (The Linux calls answer as for
+    /// [`regular_file`](Self::regular_file).)
+    pub fn windows_file() -> ScriptedKernel {
+        let mut kernel = ScriptedKernel::regular_file();
+        kernel.file_information = Ok(FileInformation {
+            attributes: 0x20,
+            volume_serial_number: 0x1234_abcd,
+            file_index: 42,
+            size: 4096,
+        });
+        kernel.granularity = Some(65536);
+        kernel
+    }
+
+    /// Windows: sets the `GetFileInformationByHandle` answer.
+    pub fn with_file_information(
+        mut self,
+        answer: Result<FileInformation, Win32Error>,
+    ) -> ScriptedKernel {
+        self.file_information = answer;
+        self
+    }
+
+    /// Windows: sets only the file attributes of the `GetFileInformationByHandle` answer.
+    pub fn with_attributes(mut self, attributes: u32) -> ScriptedKernel {
+        let info = self.file_information.unwrap_or_default();
+        self.file_information = Ok(FileInformation { attributes, ..info });
+        self
+    }
+
+    /// Sets the allocation granularity answer (otherwise it is the page size's).
+    pub fn with_granularity(mut self, granularity: usize) -> ScriptedKernel {
+        self.granularity = Some(granularity);
+        self
+    }
+
+    /// Windows: makes every `ReadFile`/`WriteFile` fail with `error`.
+    pub fn with_handle_io_error(mut self, error: Win32Error) -> ScriptedKernel {
+        self.handle_io_error = Some(error);
+        self
     }
 
     /// Sets the `fcntl(F_GETFL)` answer.
@@ -302,6 +373,9 @@ impl ScriptedKernel {
         {
             stat.size = kept.len() as i64;
         }
+        if let Ok(info) = &mut self.file_information {
+            info.size = kept.len() as u64;
+        }
         self
     }
 
@@ -350,6 +424,24 @@ impl ScriptedKernel {
     fn record(&self, call: Call) {
         // A full log drops the call: the answer matters more than the record.
         let _ = self.calls.borrow_mut().push(call);
+    }
+
+    /// Copies the data at `offset` into `buf` (clipped, see [`clip`](Self::clip)).
+    fn read_data(&self, buf: &mut [u8], offset: u64) -> usize {
+        let (start, n) = self.clip(offset, buf.len());
+        let from = self.data.base().wrapping_add(start);
+        // SAFETY: `start + n <= data.len <= DATA_CAPACITY`, and `buf` is a separate slice.
+        unsafe { core::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), n) };
+        n
+    }
+
+    /// Copies `buf` into the data at `offset` (clipped).
+    fn write_data(&self, buf: &[u8], offset: u64) -> usize {
+        let (start, n) = self.clip(offset, buf.len());
+        let to = self.data.base().wrapping_add(start);
+        // SAFETY: as in `read_data`, in the other direction.
+        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), to, n) };
+        n
     }
 
     /// The part of the data `[offset, offset + len)` clipped to its length, as (start, len).
@@ -472,11 +564,7 @@ impl Syscalls for ScriptedKernel {
         if let Some(errno) = self.io_errno {
             return Err(errno);
         }
-        let (start, n) = self.clip(offset, buf.len());
-        let from = self.data.base().wrapping_add(start);
-        // SAFETY: `start + n <= data.len <= DATA_CAPACITY`, and `buf` is a separate slice.
-        unsafe { core::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), n) };
-        Ok(n)
+        Ok(self.read_data(buf, offset))
     }
 
     fn pwrite(&self, _fd: i32, buf: &[u8], offset: u64) -> Result<usize, Errno> {
@@ -487,11 +575,56 @@ impl Syscalls for ScriptedKernel {
         if let Some(errno) = self.io_errno {
             return Err(errno);
         }
-        let (start, n) = self.clip(offset, buf.len());
-        let to = self.data.base().wrapping_add(start);
-        // SAFETY: as in `pread`, in the other direction.
-        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), to, n) };
-        Ok(n)
+        Ok(self.write_data(buf, offset))
+    }
+
+    fn allocation_granularity(&self) -> Result<usize, Errno> {
+        match self.granularity {
+            Some(granularity) => {
+                self.record(Call::AllocationGranularity);
+                Ok(granularity)
+            }
+            None => self.page_size(),
+        }
+    }
+
+    fn file_information(&self, handle: RawHandle) -> Result<FileInformation, Win32Error> {
+        self.record(Call::FileInformation {
+            handle: handle.addr(),
+        });
+        self.file_information
+    }
+
+    fn read_handle_at(
+        &self,
+        _handle: RawHandle,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<usize, Win32Error> {
+        self.record(Call::ReadHandle {
+            len: buf.len(),
+            offset,
+        });
+        match self.handle_io_error {
+            Some(error) => Err(error),
+            None => Ok(self.read_data(buf, offset)),
+        }
+    }
+
+    fn write_handle_at(
+        &self,
+        _handle: RawHandle,
+        buf: &[u8],
+        offset: u64,
+    ) -> Result<usize, Win32Error> {
+        self.record(Call::WriteHandle {
+            len: buf.len(),
+            offset,
+        });
+        match self.handle_io_error {
+            Some(error) => Err(error),
+            None => Ok(self.write_data(buf, offset)),
+        }
     }
 
     fn page_size(&self) -> Result<usize, Errno> {

@@ -30,6 +30,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _WIN32
+#include <windows.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -84,16 +87,36 @@ struct pmem2_source;
  * The descriptor is neither duplicated nor closed: keep it open while the source is used.
  * Returns 0, PMEM2_E_INVALID_FILE_HANDLE, PMEM2_E_INVALID_FILE_TYPE, -ENOMEM, -errno, or
  * -EINVAL if src is NULL.
+ * Windows: fd is a C runtime descriptor; its handle (_get_osfhandle) is validated as by
+ * pmem2_source_from_handle. A negative or unknown (closed) fd is PMEM2_E_INVALID_FILE_HANDLE.
  */
 int pmem2_source_from_fd(struct pmem2_source **src, int fd);
+
+#ifdef _WIN32
+/*
+ * Validates a file handle (GetFileInformationByHandle; not a directory) and creates a source
+ * that refers to it; the handle is neither duplicated nor closed. *src is NULL after any
+ * failure. Returns 0; PMEM2_E_INVALID_FILE_HANDLE for INVALID_HANDLE_VALUE, a closed handle
+ * or one that is not a file (a mutex, an event); PMEM2_E_INVALID_FILE_TYPE for a directory;
+ * -errno or PMEM2_E_UNKNOWN for other Win32 errors; -ENOMEM; -EINVAL if src is NULL.
+ */
+int pmem2_source_from_handle(struct pmem2_source **src, HANDLE handle);
+
+/* Stores the source's handle in *h. PMEM2_E_FILE_HANDLE_NOT_SET for an anonymous source
+ * (*h untouched); -EINVAL if src or h is NULL. */
+int pmem2_source_get_handle(const struct pmem2_source *src, HANDLE *h);
+#endif
 
 /* Creates a source of size bytes of anonymous memory (any size). 0, -ENOMEM, or -EINVAL if
  * src is NULL. */
 int pmem2_source_from_anon(struct pmem2_source **src, size_t size);
 
+#ifndef _WIN32
 /* Stores the source's descriptor in *fd. PMEM2_E_FILE_DESCRIPTOR_NOT_SET for an anonymous
- * source (*fd untouched); -EINVAL if src or fd is NULL. */
+ * source (*fd untouched); -EINVAL if src or fd is NULL. Not on Windows (libpmem2 has
+ * pmem2_source_get_handle there). */
 int pmem2_source_get_fd(const struct pmem2_source *src, int *fd);
+#endif
 
 /* Frees *src and sets it to NULL; always returns 0 (also for src == NULL or *src == NULL).
  * Does not close the descriptor. */

@@ -10,6 +10,11 @@
 //! on [`StdSyscalls`], which adds the page size from `sysconf` and the machine-check-safe copy
 //! for Device DAX. Out-parameters are written only on success.
 //!
+//! On Windows the functions are libpmem2's Windows set: `pmem2_source_from_handle`,
+//! `pmem2_source_get_handle`, and `pmem2_source_from_fd` through the C runtime's
+//! `_get_osfhandle` (module `windows`); `pmem2_source_get_fd` does not exist there. Everything
+//! runs on the core's Win32 backend.
+//!
 //! # Safety
 //!
 //! The C caller promises what C can only document: pointers are NULL or valid and aligned for
@@ -19,12 +24,15 @@
 
 mod allocator;
 mod message;
+#[cfg(windows)]
+mod windows;
 
 use std::ffi::{c_char, c_int, c_void};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{NonNull, null_mut};
 
+#[cfg(not(windows))]
 use pmem2_source::sys::Linux;
 use pmem2_source::{Errno, Error, IoDirection, Source, SourceBox, SourceKind, codes};
 use pmem2_source_std::StdSyscalls;
@@ -264,10 +272,11 @@ unsafe fn create(
 }
 
 /// `int pmem2_source_from_fd(struct pmem2_source **src, int fd)`: validates `fd` and creates
-/// a source referring to it.
+/// a source referring to it. (Windows: see `windows::pmem2_source_from_fd`.)
 ///
 /// # Safety
 /// `src` is NULL or valid for writes.
+#[cfg(not(windows))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmem2_source_from_fd(src: *mut *mut Source, fd: c_int) -> c_int {
     // SAFETY: `src` is passed on under the caller's guarantee.
@@ -292,10 +301,12 @@ pub unsafe extern "C" fn pmem2_source_from_anon(src: *mut *mut Source, size: usi
     }
 }
 
-/// `int pmem2_source_get_fd(const struct pmem2_source *src, int *fd)`.
+/// `int pmem2_source_get_fd(const struct pmem2_source *src, int *fd)` (not on Windows, where
+/// libpmem2 has `pmem2_source_get_handle` instead).
 ///
 /// # Safety
 /// `src` is NULL or a live source from this library; `fd` is NULL or valid for writes.
+#[cfg(not(windows))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmem2_source_get_fd(src: *const Source, fd: *mut c_int) -> c_int {
     // SAFETY: the pointers are passed on under the caller's guarantee, which is `answer`'s.
@@ -557,7 +568,7 @@ pub unsafe extern "C" fn pmem2_source_set_funcs(
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(windows)))]
 mod tests {
     use std::ffi::CStr;
 

@@ -9,6 +9,9 @@
 
 #include "pmem2_source.h"
 
+#ifdef _WIN32
+__declspec(dllexport)
+#endif
 void
 pmem2_perror(const char *format, ...)
 {

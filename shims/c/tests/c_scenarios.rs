@@ -2,6 +2,8 @@
 //! `<libpmem2.h>`, not ours, and is linked to our `libpmem2_source.so`: run natively, and
 //! under valgrind (no memory errors, no definite/indirect/possible leaks).
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod cprog;
 mod support;
 

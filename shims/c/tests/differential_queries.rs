@@ -13,6 +13,8 @@
 //! Without the reference library the tests say `skipped` on stderr and pass, except with
 //! `CI=true`, where they fail.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 mod compare;

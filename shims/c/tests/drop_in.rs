@@ -5,6 +5,8 @@
 //! from and how an `O_PATH` descriptor is answered (libpmem2 accepts it, we reject it);
 //! everything else it prints is the same on both libraries.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod cprog;
 mod support;
 

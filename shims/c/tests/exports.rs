@@ -1,6 +1,8 @@
 //! The shared library exports libpmem2's prototypes under the right names, with the right
 //! SONAME, and nothing of Rust's internals.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod support;
 
 use std::process::Command;

@@ -3,6 +3,8 @@
 //! `<libpmem2.h>` (same prototypes, same error-code values), which a deliberately broken copy
 //! of the header shows the checks would notice.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod cprog;
 mod support;
 

@@ -4,6 +4,8 @@
 //! `pkg-config --cflags --libs pmem2_source` and runs, linked dynamically and, with
 //! `--static` (Libs.private), statically. `DESTDIR` stages the same files under another root.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod cprog;
 mod support;
 

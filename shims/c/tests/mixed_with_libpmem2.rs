@@ -5,6 +5,8 @@
 //! anonymous source. libpmem2's own source accessors read our struct, and the first 40 bytes
 //! of our source equal libpmem2's for the same descriptor.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod cprog;
 mod libpmem2_map;
 mod support;

@@ -5,6 +5,8 @@
 //! is `-ENOMEM` with `*src` NULL and the message set, the others are unaffected, and nothing
 //! leaks. Run natively and under valgrind (no memory errors, no leaks).
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod cprog;
 mod support;
 

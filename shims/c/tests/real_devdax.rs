@@ -25,6 +25,11 @@
 //! Skipped, with the reason on stderr, where `PMEM2_DEVDAX` is not set: CI runs this inside
 //! the guest of `tests/devdax-vm/run.sh`.
 
+// Linux only: on Windows an empty crate, which checks but does not link (the Windows tests
+// are elsewhere: scripts/wine-tests.sh).
+#![cfg_attr(windows, no_main)]
+#![cfg(not(windows))]
+
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 mod compare;

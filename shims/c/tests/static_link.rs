@@ -3,6 +3,8 @@
 //! answers correctly, and carries the library inside: no dynamic dependency on
 //! `libpmem2_source.so`.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod cprog;
 mod support;
 

@@ -3,6 +3,8 @@
 //! succeeding calls, which must leave the message alone. Any message another thread wrote,
 //! or a success that changed it, is a mismatch; there must be none.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 mod support;
 
 use std::ffi::c_int;

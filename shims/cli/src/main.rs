@@ -6,21 +6,35 @@
 //! node, and prints one line per path (text, or a JSON object with `--json`). The exit status
 //! is 0 only if every path is usable.
 
+// The command inspects Linux descriptors and lists Device DAX devices: Linux only. On Windows
+// it only says so.
+#[cfg(not(windows))]
 mod inspect;
+#[cfg(not(windows))]
 mod listing;
+#[cfg(not(windows))]
 mod output;
+#[cfg(not(windows))]
 mod units;
 
+#[cfg(not(windows))]
 use std::io::{self, Write};
+#[cfg(not(windows))]
 use std::path::{Path, PathBuf};
+#[cfg(not(windows))]
 use std::process::ExitCode;
 
+#[cfg(not(windows))]
 use clap::Parser;
 
+#[cfg(not(windows))]
 use crate::inspect::inspect;
+#[cfg(not(windows))]
 use crate::listing::{DAX_BUS_DEVICES, Listing, Target, dax_devices};
+#[cfg(not(windows))]
 use crate::output::{Record, text_line};
 
+#[cfg(not(windows))]
 const AFTER_HELP: &str = "\
 Output, one line per PATH:
   PATH: regular file on device MAJ:MIN, inode N (opened read-write), size SIZE, alignment SIZE
@@ -55,6 +69,7 @@ not, or the listing failed; 2 on a usage error.";
 /// Tells whether each PATH can be a persistent-memory data source (libpmem2's
 /// pmem2_source_from_fd): a regular file or a Device DAX, and if not, why not; with its size,
 /// alignment and NUMA node.
+#[cfg(not(windows))]
 #[derive(Parser, Debug)]
 #[command(name = "pmem2-source", version, about, after_help = AFTER_HELP)]
 struct Args {
@@ -70,6 +85,7 @@ struct Args {
 
 /// What to check: the paths given, or the Device DAX devices listed; `Err` is the exit status
 /// when there is nothing to check.
+#[cfg(not(windows))]
 fn targets(args: &Args) -> Result<Vec<Target>, ExitCode> {
     if !args.paths.is_empty() {
         return Ok(args.paths.iter().cloned().map(Target::path).collect());
@@ -97,6 +113,7 @@ fn targets(args: &Args) -> Result<Vec<Target>, ExitCode> {
     })
 }
 
+#[cfg(not(windows))]
 fn main() -> ExitCode {
     let args = Args::parse();
     let targets = match targets(&args) {
@@ -125,7 +142,15 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(test)]
+#[cfg(windows)]
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "pmem2-source: this command inspects Linux file descriptors; it does not run on Windows"
+    );
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(all(test, not(windows)))]
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
 //! The `pmem2-source` command on real paths.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 mod support;

@@ -13,6 +13,11 @@
 //! `harness = false`: `unshare(CLONE_NEWNS)` wants a single-threaded process. Not root:
 //! `skipped` and exit 0, except with `CI=true`: FAIL and exit 1.
 
+// Linux only: on Windows an empty crate, which checks but does not link (the Windows tests
+// are elsewhere: scripts/wine-tests.sh).
+#![cfg_attr(windows, no_main)]
+#![cfg(not(windows))]
+
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 mod support;

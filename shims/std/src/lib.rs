@@ -1,6 +1,7 @@
 //! [`pmem2-source`](pmem2_source) for `std` users: a [`Source`] that borrows its file
-//! descriptor, so the compiler enforces what libpmem2 can only document — the descriptor
-//! outlives the source — and an [`Error`] that converts into [`std::io::Error`].
+//! descriptor (on Windows, its file handle), so the compiler enforces what libpmem2 can only
+//! document — the descriptor outlives the source — and an [`Error`] that converts into
+//! [`std::io::Error`].
 //!
 //! ```
 //! use pmem2_source_std::{FileType, Source};
@@ -44,28 +45,44 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::marker::PhantomData;
+#[cfg(not(windows))]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle};
 
-pub use pmem2_source::{DeviceNumber, Errno, FileType, IoDirection, SourceKind, codes};
+pub use pmem2_source::{DeviceNumber, Errno, FileType, IoDirection, SourceKind, Win32Error, codes};
 
+#[cfg(not(windows))]
 #[allow(unsafe_code)] // sysconf, and the calls into the machine-check-safe copies
 mod backend;
+#[cfg(not(windows))]
 pub use backend::StdSyscalls;
+/// The backend for std users on Windows: the core's Win32 backend as it is (it needs nothing
+/// from std).
+#[cfg(windows)]
+pub use pmem2_source::sys::Windows as StdSyscalls;
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(all(not(windows), any(target_arch = "x86_64", target_arch = "aarch64")))]
 #[allow(unsafe_code)] // assembly copy routines and the SIGBUS handler that recovers from them
 mod mcsafe;
 
-/// A data source that borrows its descriptor for `'fd` (anonymous sources are
-/// `Source<'static>`).
+/// What a source borrows: a descriptor, or on Windows a file handle.
+#[cfg(not(windows))]
+type Borrowed<'fd> = BorrowedFd<'fd>;
+#[cfg(windows)]
+type Borrowed<'h> = BorrowedHandle<'h>;
+
+/// A data source that borrows its descriptor (on Windows, its handle) for `'fd` (anonymous
+/// sources are `Source<'static>`).
 ///
 /// The core's [`pmem2_source::Source`] is inside; [`as_core`](Self::as_core) reaches it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Source<'fd> {
     inner: pmem2_source::Source,
-    borrow: PhantomData<BorrowedFd<'fd>>,
+    borrow: PhantomData<Borrowed<'fd>>,
 }
 
+#[cfg(not(windows))]
 impl<'fd> Source<'fd> {
     /// `pmem2_source_from_fd`: validates and classifies the descriptor.
     ///
@@ -104,7 +121,39 @@ impl<'fd> Source<'fd> {
         let raw = self.inner.fd()?;
         Ok(fd::reborrow(raw, self))
     }
+}
 
+#[cfg(windows)]
+impl<'h> Source<'h> {
+    /// `pmem2_source_from_handle`: validates the file handle (not a directory, not a mutex,
+    /// event or other non-file handle).
+    ///
+    /// ```
+    /// use std::os::windows::io::AsHandle;
+    /// use pmem2_source_std::{FileType, Source};
+    ///
+    /// let file = std::fs::File::open("Cargo.toml")?;
+    /// let source = Source::from_handle(file.as_handle())?;
+    /// assert_eq!(source.file_type(), Some(FileType::Regular));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_handle(handle: BorrowedHandle<'h>) -> Result<Source<'h>, Error> {
+        let inner = pmem2_source::Source::from_handle(handle.as_raw_handle())?;
+        Ok(Source {
+            inner,
+            borrow: PhantomData,
+        })
+    }
+
+    /// `pmem2_source_get_handle`: the handle of a handle source; [`Error`] with
+    /// `PMEM2_E_FILE_HANDLE_NOT_SET` for an anonymous one.
+    pub fn handle(&self) -> Result<BorrowedHandle<'h>, Error> {
+        let raw = self.inner.handle()?;
+        Ok(handle::reborrow(raw, self))
+    }
+}
+
+impl<'fd> Source<'fd> {
     /// What kind of source this is.
     pub fn kind(&self) -> SourceKind {
         self.inner.kind()
@@ -205,6 +254,7 @@ impl Source<'static> {
     }
 }
 
+#[cfg(not(windows))]
 impl<'fd> TryFrom<BorrowedFd<'fd>> for Source<'fd> {
     type Error = Error;
 
@@ -213,11 +263,25 @@ impl<'fd> TryFrom<BorrowedFd<'fd>> for Source<'fd> {
     }
 }
 
+#[cfg(windows)]
+impl<'h> TryFrom<BorrowedHandle<'h>> for Source<'h> {
+    type Error = Error;
+
+    fn try_from(handle: BorrowedHandle<'h>) -> Result<Source<'h>, Error> {
+        Source::from_handle(handle)
+    }
+}
+
 impl<'fd> TryFrom<&'fd File> for Source<'fd> {
     type Error = Error;
 
+    /// `pmem2_source_from_fd` of the file's descriptor; on Windows `pmem2_source_from_handle`
+    /// of its handle.
     fn try_from(file: &'fd File) -> Result<Source<'fd>, Error> {
-        Source::from_fd(file.as_fd())
+        #[cfg(not(windows))]
+        return Source::from_fd(file.as_fd());
+        #[cfg(windows)]
+        return Source::from_handle(file.as_handle());
     }
 }
 
@@ -227,6 +291,7 @@ impl fmt::Debug for Source<'_> {
     }
 }
 
+#[cfg(not(windows))]
 #[allow(unsafe_code)]
 mod fd {
     //! # Safety
@@ -242,6 +307,26 @@ mod fd {
         // (`Source::from_fd` is the only way to make an fd source here), and that borrow keeps
         // the descriptor open for all of `'fd`. It is not -1, which from_fd rejects.
         unsafe { BorrowedFd::borrow_raw(raw) }
+    }
+}
+
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod handle {
+    //! # Safety
+    //! The one place that turns the raw handle stored in a source back into a
+    //! `BorrowedHandle`.
+
+    use std::os::windows::io::{BorrowedHandle, RawHandle};
+
+    use super::Source;
+
+    /// Re-borrows the handle that `source` was created from.
+    pub(super) fn reborrow<'h>(raw: RawHandle, _source: &Source<'h>) -> BorrowedHandle<'h> {
+        // SAFETY: `raw` is the value of the `BorrowedHandle<'h>` the source was created from
+        // (`Source::from_handle` is the only way to make a handle source here), and that
+        // borrow keeps the handle open for all of `'h`.
+        unsafe { BorrowedHandle::borrow_raw(raw) }
     }
 }
 
@@ -276,7 +361,9 @@ impl Error {
     pub fn io_kind(&self) -> io::ErrorKind {
         use pmem2_source::Error as E;
         match &self.0 {
-            E::Directory => io::ErrorKind::IsADirectory,
+            E::Directory | E::DirectoryHandle => io::ErrorKind::IsADirectory,
+            E::Win32 { error, .. } => win32_kind(*error),
+            E::FileHandleNotSet => io::ErrorKind::Unsupported,
             E::NoMemory => io::ErrorKind::OutOfMemory,
             E::UnsupportedFileType { .. }
             | E::NotDeviceDax { .. }
@@ -293,11 +380,29 @@ impl Error {
             E::UnexpectedEnd { .. } => io::ErrorKind::UnexpectedEof,
             // A bad block: the kernel's own word for it is EIO.
             E::IoFailed { .. } | E::MachineCheck { .. } => io::ErrorKind::Other,
+            // An OS error number here is an errno; Windows' are Win32 codes.
             _ => match self.code().checked_neg() {
+                #[cfg(not(windows))]
                 Some(errno @ 1..=4095) => io::Error::from_raw_os_error(errno).kind(),
+                #[cfg(windows)]
+                Some(1..=4095) => io::ErrorKind::Other,
                 _ => io::ErrorKind::InvalidInput,
             },
         }
+    }
+}
+
+/// The [`io::ErrorKind`] of a Win32 error, by its meaning (the same on every host).
+fn win32_kind(error: Win32Error) -> io::ErrorKind {
+    match error {
+        Win32Error::FILE_NOT_FOUND | Win32Error::PATH_NOT_FOUND => io::ErrorKind::NotFound,
+        Win32Error::ACCESS_DENIED | Win32Error::INVALID_ACCESS | Win32Error::LOCK_FAILED => {
+            io::ErrorKind::PermissionDenied
+        }
+        Win32Error::NOT_ENOUGH_MEMORY | Win32Error::OUTOFMEMORY => io::ErrorKind::OutOfMemory,
+        Win32Error::NOT_SUPPORTED | Win32Error::CALL_NOT_IMPLEMENTED => io::ErrorKind::Unsupported,
+        Win32Error::INVALID_HANDLE | Win32Error::INVALID_PARAMETER => io::ErrorKind::InvalidInput,
+        _ => io::ErrorKind::Other,
     }
 }
 
@@ -328,7 +433,7 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {}
 
-#[cfg(test)]
+#[cfg(all(test, not(windows)))]
 mod tests {
     use std::os::fd::AsFd;
 
@@ -386,6 +491,40 @@ mod tests {
                 offset: 9,
                 source_size: 10
             }),
+            io::ErrorKind::InvalidInput
+        );
+    }
+
+    /// The Windows errors (made here by hand; on Windows by the Win32 backend).
+    #[test]
+    fn io_kinds_of_windows_errors() {
+        use pmem2_source::Error as E;
+        let kind = |err: E| Error::from(err).io_kind();
+        let win32 = |raw| E::Win32 {
+            call: "GetFileInformationByHandle",
+            error: Win32Error::from_raw(raw),
+        };
+        for (raw, expected) in [
+            (2, io::ErrorKind::NotFound),
+            (3, io::ErrorKind::NotFound),
+            (5, io::ErrorKind::PermissionDenied),
+            (12, io::ErrorKind::PermissionDenied),
+            (167, io::ErrorKind::PermissionDenied),
+            (8, io::ErrorKind::OutOfMemory),
+            (14, io::ErrorKind::OutOfMemory),
+            (50, io::ErrorKind::Unsupported),
+            (120, io::ErrorKind::Unsupported),
+            (6, io::ErrorKind::InvalidInput),
+            (87, io::ErrorKind::InvalidInput),
+            (1117, io::ErrorKind::Other),
+        ] {
+            assert_eq!(kind(win32(raw)), expected, "Win32 error {raw}");
+        }
+        assert_eq!(kind(E::DirectoryHandle), io::ErrorKind::IsADirectory);
+        assert_eq!(kind(E::FileHandleNotSet), io::ErrorKind::Unsupported);
+        assert_eq!(kind(E::InvalidHandleValue), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            kind(E::NegativeCrtFd { fd: -1 }),
             io::ErrorKind::InvalidInput
         );
     }

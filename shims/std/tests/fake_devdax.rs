@@ -6,6 +6,11 @@
 //! `harness = false`: a private mount namespace (see `tests/common/fake_sysfs.rs` in the
 //! repository root) needs a single-threaded process. Needs root; skips outside CI without it.
 
+// Linux only: on Windows an empty crate, which checks but does not link (the Windows tests
+// are elsewhere: scripts/wine-tests.sh).
+#![cfg_attr(windows, no_main)]
+#![cfg(not(windows))]
+
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 

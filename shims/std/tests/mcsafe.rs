@@ -8,6 +8,8 @@
 //!
 //! The tests share the process-wide `SIGBUS` disposition, so they run one at a time.
 
+#![cfg(not(windows))] // Linux only: scripts/wine-tests.sh has the Windows tests.
+
 use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
