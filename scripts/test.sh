@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check, as CI runs it: formatting, lints (host, no_std and aarch64), all tests, a real
 # Device DAX in a VM, the Windows build under Wine, Miri, coverage, bounded fuzzing, the
-# no_std and cross builds, and the
-# docs. Installs what it needs first (scripts/setup.sh and each step's own script).
+# no_std and cross builds, and the docs. Installs what it needs first (scripts/setup.sh and
+# each step's own script).
 # Run as root: some tests make private mount namespaces. With CI=true nothing may be skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
