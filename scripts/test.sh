@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: formatting, lints (host, no_std and aarch64), all tests, a real
-# Device DAX in a VM, the Windows build under Wine, Miri, coverage, bounded fuzzing, the
-# no_std and cross builds, and the docs. Installs what it needs first (scripts/setup.sh and
-# each step's own script).
+# Every check, as CI runs it: formatting, lints (host, no_std and aarch64), all tests, the
+# benches once (untimed), a real Device DAX in a VM, the Windows build under Wine, Miri,
+# coverage, bounded fuzzing, the no_std and cross builds, and the docs. Installs what it
+# needs first (scripts/setup.sh and each step's own script).
 # Run as root: some tests make private mount namespaces. With CI=true nothing may be skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,10 @@ step "cargo clippy (minimal-runtime example)"
 
 step "cargo test --workspace"
 cargo test --locked --workspace
+
+step "benches run once, untimed (their answers are checked; no time is asserted)"
+./scripts/bench.sh --criterion --test
+./scripts/bench.sh --rounds 1 --batch-us 20 >/dev/null
 
 step "Device DAX in a VM: tests/devdax-vm/run.sh"
 tests/devdax-vm/run.sh

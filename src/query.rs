@@ -207,7 +207,11 @@ impl Source {
 
     /// `fstat` of the descriptor, which must still be the file the source was made from.
     fn current_stat<S: Syscalls + ?Sized>(&self, sys: &S, fd: i32) -> Result<FileStat, Error> {
-        let stat = sys.fstat(fd).map_err(|errno| Error::Fstat { errno })?;
+        // Out of line, as in `from_fd`: the answer falls through (see `classify.rs`).
+        let stat = match sys.fstat(fd) {
+            Ok(stat) => stat,
+            Err(errno) => return Err(crate::classify::fstat_failure(errno)),
+        };
         let recorded = (self.dev().map(DeviceNumber::raw), self.ino());
         if recorded != (Some(stat.dev), Some(stat.ino)) {
             return Err(Error::FileChanged { fd });

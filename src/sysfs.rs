@@ -78,8 +78,59 @@ impl fmt::Debug for DeviceNumber {
 impl fmt::Display for DeviceNumber {
     /// `major:minor`, both unsigned decimal, as sysfs names devices.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.major(), self.minor())
+        // Like `write!(f, "{}:{}", …)` (which ignores `f`'s flags too), without `core::fmt`'s
+        // machinery: error messages name devices, and the C ABI formats every message.
+        write_number(f, u64::from(self.major()), 10)?;
+        f.write_str(":")?;
+        write_number(f, u64::from(self.minor()), 10)
     }
+}
+
+/// The digits of a `u64` in radix 8, 10 or 16 (22 octal digits at most), as ASCII bytes.
+pub(crate) struct Digits([u8; 22]);
+
+impl Digits {
+    pub(crate) const fn new() -> Digits {
+        Digits([0; 22])
+    }
+
+    /// `value` in `radix` (8, 10 or 16: lowercase), as `{}`, `{:o}` or `{:x}` print it with
+    /// no flags.
+    pub(crate) fn of(&mut self, mut value: u64, radix: u64) -> &[u8] {
+        let mut used = 0;
+        for slot in self.0.iter_mut().rev() {
+            let digit = (value % radix) as u8;
+            *slot = if digit < 10 {
+                b'0' + digit
+            } else {
+                b'a' + digit - 10
+            };
+            value /= radix;
+            used += 1;
+            if value == 0 {
+                break;
+            }
+        }
+        self.0.get(self.0.len() - used..).unwrap_or_default()
+    }
+}
+
+/// Writes `value` in `radix` as `{}`, `{:o}` or `{:x}` with no flags would, a digit at a time:
+/// short numbers (device numbers, file types) cost less so than through `core::fmt` or
+/// `str::from_utf8`.
+pub(crate) fn write_number(f: &mut fmt::Formatter<'_>, value: u64, radix: u64) -> fmt::Result {
+    const DIGITS: [&str; 16] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
+    ];
+    for &digit in Digits::new().of(value, radix) {
+        let index = usize::from(if digit >= b'a' {
+            digit - b'a' + 10
+        } else {
+            digit - b'0'
+        });
+        f.write_str(DIGITS.get(index).copied().unwrap_or_default())?;
+    }
+    Ok(())
 }
 
 /// Where a sysfs path starts.
@@ -174,11 +225,119 @@ impl SysfsPath {
     ///
     /// Fails with `ENAMETOOLONG` if it does not fit, which no path this crate builds can cause
     /// (the unit tests format the longest one).
+    ///
+    /// The bytes are those `Display` prints, written without `core::fmt` (which cost about
+    /// five times the rest of a character device's `from_fd`, syscalls aside).
     pub fn as_c_str<'b>(&self, buf: &'b mut PathBuffer) -> Result<&'b CStr, Errno> {
         buf.clear();
-        write!(buf, "{self}\0").map_err(|_| Errno::ENAMETOOLONG)?;
+        self.push_with_nul(buf)
+            .map_err(|DoesNotFit| Errno::ENAMETOOLONG)?;
         CStr::from_bytes_with_nul(buf.as_bytes()).map_err(|_| Errno::ENAMETOOLONG)
     }
+
+    /// Appends the path as `Display` prints it, then a NUL.
+    fn push_with_nul(&self, buf: &mut PathBuffer) -> Result<(), DoesNotFit> {
+        match &self.root {
+            SysfsRoot::CharDevice(device) => {
+                buf.push_str("/sys/dev/char/")?;
+                push_device(buf, *device)?;
+            }
+            SysfsRoot::BlockDevice(device) => {
+                buf.push_str("/sys/dev/block/")?;
+                push_device(buf, *device)?;
+            }
+            SysfsRoot::NdDevice(_) => {
+                // Rare (DIMM attributes), and its name is printed escaped: Display does it.
+                write!(buf, "{}", self.root).map_err(|fmt::Error| DoesNotFit)?;
+            }
+        }
+        buf.push('/')?;
+        for _ in 0..self.ups {
+            buf.push_str("../")?;
+        }
+        buf.push_str(self.prefix)?;
+        buf.push_str(self.attribute)?;
+        if let Some(index) = self.index {
+            push_decimal(buf, u32::from(index))?;
+        }
+        Ok(buf.push('\0')?)
+    }
+}
+
+/// Room for the longest `subsystem` path of a character device and its NUL:
+/// `/sys/dev/char/4294967295:4294967295/subsystem` is 45 bytes.
+pub(crate) type CharSubsystemBuffer = [u8; 48];
+
+impl SysfsPath {
+    /// `SysfsPath::char_subsystem(device).as_c_str(…)`, written straight into a byte array:
+    /// every `from_fd` of a character device formats this path, and the general formatter
+    /// costs several times as much (benches/compare; the unit tests check the bytes are the
+    /// same for every kind of device number).
+    pub(crate) fn char_subsystem_c_str(
+        device: DeviceNumber,
+        buf: &mut CharSubsystemBuffer,
+    ) -> Result<&CStr, Errno> {
+        const PREFIX: &[u8] = b"/sys/dev/char/";
+        const SUFFIX: &[u8] = b"/subsystem\0";
+        let mut at = put_bytes(buf, 0, PREFIX);
+        at = put_decimal(buf, at, device.major());
+        at = put_bytes(buf, at, b":");
+        at = put_decimal(buf, at, device.minor());
+        at = put_bytes(buf, at, SUFFIX);
+        buf.get(..at)
+            .and_then(|bytes| CStr::from_bytes_with_nul(bytes).ok())
+            .ok_or(Errno::ENAMETOOLONG)
+    }
+}
+
+/// Copies `bytes` into `buf` at `at`; returns where they end. (`buf` always has room here:
+/// a miss is caught by the final length check of the caller.)
+pub(crate) fn put_bytes(buf: &mut [u8], at: usize, bytes: &[u8]) -> usize {
+    let end = at + bytes.len();
+    if let Some(slot) = buf.get_mut(at..end) {
+        slot.copy_from_slice(bytes);
+    }
+    end
+}
+
+/// Writes `value` in decimal into `buf` at `at`; returns where the digits end.
+fn put_decimal(buf: &mut [u8], at: usize, value: u32) -> usize {
+    let mut digits = 1;
+    let mut rest = value / 10;
+    while rest != 0 {
+        digits += 1;
+        rest /= 10;
+    }
+    let mut rest = value;
+    for slot in buf.iter_mut().skip(at).take(digits).rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    at + digits
+}
+
+/// Text that does not fit its [`PathBuffer`].
+pub(crate) struct DoesNotFit;
+
+impl From<heapless::CapacityError> for DoesNotFit {
+    fn from(_: heapless::CapacityError) -> DoesNotFit {
+        DoesNotFit
+    }
+}
+
+/// Appends `major:minor`, as [`DeviceNumber`]'s `Display` prints it.
+pub(crate) fn push_device(buf: &mut PathBuffer, device: DeviceNumber) -> Result<(), DoesNotFit> {
+    push_decimal(buf, device.major())?;
+    buf.push(':')?;
+    push_decimal(buf, device.minor())
+}
+
+/// Appends `value` in decimal, as `u32`'s `Display` prints it.
+fn push_decimal(buf: &mut PathBuffer, value: u32) -> Result<(), DoesNotFit> {
+    for &digit in Digits::new().of(u64::from(value), 10) {
+        buf.push(char::from(digit))?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for SysfsPath {
@@ -424,9 +583,27 @@ impl SysfsText {
     }
 }
 
+impl SysfsText {
+    /// Whether `Display` prints the text unchanged: printable ASCII that `escape_ascii`
+    /// leaves alone (no `\\`, `'` or `"`), not cut. Real names (`mem`, `nmem0`) are.
+    pub(crate) fn is_plain(&self) -> bool {
+        !self.truncated && self.bytes.iter().all(is_plain_byte)
+    }
+}
+
+/// Printable ASCII that `escape_ascii` writes as itself.
+fn is_plain_byte(byte: &u8) -> bool {
+    matches!(byte, b' '..=b'~') && !matches!(byte, b'\\' | b'\'' | b'"')
+}
+
 impl fmt::Display for SysfsText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.bytes.escape_ascii())?;
+        // Names such as `mem` or `nmem0` need no escaping: written as they are, they skip
+        // `core::fmt`'s machinery (the C ABI formats every message it stores).
+        match core::str::from_utf8(&self.bytes) {
+            Ok(text) if self.bytes.iter().all(is_plain_byte) => f.write_str(text)?,
+            _ => write!(f, "{}", self.bytes.escape_ascii())?,
+        }
         if self.truncated {
             f.write_str("...")?;
         }
@@ -484,6 +661,123 @@ mod tests {
         // Far more steps up than the crate ever takes do not fit, and say so.
         let absurd = SysfsPath::new(SysfsRoot::CharDevice(huge), "x").up(40);
         assert_eq!(absurd.as_c_str(&mut buf), Err(Errno::ENAMETOOLONG));
+    }
+
+    /// `as_c_str` writes without `core::fmt`: the same bytes as `Display`, for every kind of
+    /// root, number of steps up, prefix and index, and the extreme device numbers.
+    #[test]
+    fn c_paths_are_the_displayed_paths() {
+        let devices = [
+            0,
+            0x103,
+            0xfc00,
+            1 << 20,
+            1 << 44,
+            0xdead_beef_cafe_f00d,
+            u64::MAX,
+        ]
+        .map(DeviceNumber::from_raw);
+        let mut roots: std::vec::Vec<SysfsRoot> = devices
+            .iter()
+            .flat_map(|&d| [SysfsRoot::CharDevice(d), SysfsRoot::BlockDevice(d)])
+            .collect();
+        roots.push(SysfsRoot::NdDevice(SysfsText::new(b"nmem0")));
+        roots.push(SysfsRoot::NdDevice(SysfsText::new(b"odd\"\x01name")));
+        roots.push(SysfsRoot::NdDevice(SysfsText::new(&[b'n'; 30])));
+        let mut buf = PathBuffer::new();
+        let mut checked = 0;
+        for root in &roots {
+            for ups in [0, 1, 2, 8] {
+                for prefix in ["", "device/", "device/../"] {
+                    for index in [None, Some(0), Some(7), Some(10), Some(999), Some(u16::MAX)] {
+                        let mut path = SysfsPath::new(root.clone(), "subsystem")
+                            .up(ups)
+                            .below(prefix);
+                        if let Some(index) = index {
+                            path = path.indexed(index);
+                        }
+                        let displayed = std::format!("{path}");
+                        let written = path.as_c_str(&mut buf).expect("fits");
+                        assert_eq!(written.to_str(), Ok(displayed.as_str()));
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, roots.len() * 4 * 3 * 6);
+        for device in devices {
+            let mut small = [0xffu8; 48];
+            let path = SysfsPath::char_subsystem(device);
+            assert_eq!(
+                SysfsPath::char_subsystem_c_str(device, &mut small),
+                path.as_c_str(&mut buf),
+                "{device}"
+            );
+        }
+        let mut small = [0u8; 48];
+        assert_eq!(
+            SysfsPath::char_subsystem_c_str(DeviceNumber::from_raw(u64::MAX), &mut small)
+                .map(|c| c.to_bytes().len()),
+            Ok(45)
+        );
+    }
+
+    fn radix_of(value: u64, radix: u64) -> std::string::String {
+        match radix {
+            8 => std::format!("{value:o}"),
+            16 => std::format!("{value:x}"),
+            _ => std::format!("{value}"),
+        }
+    }
+
+    /// `Digits` and the `Display` of device numbers and names write what `core::fmt` would.
+    #[test]
+    fn hand_written_numbers_and_names_match_core_fmt() {
+        let mut values = std::vec![0u64, 1, 7, 8, 9, 10, 99, 100, 0o777, 4095, 4096];
+        values.extend([u64::from(u32::MAX), u64::MAX, u64::MAX - 1, 1 << 63]);
+        values.extend(
+            (0..64)
+                .map(|bit| 1u64 << bit)
+                .chain((0..64).map(|bit| (1u64 << bit) - 1)),
+        );
+        let mut digits = Digits::new();
+        struct Number(u64, u64);
+        impl fmt::Display for Number {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_number(f, self.0, self.1)
+            }
+        }
+        for value in values {
+            assert_eq!(digits.of(value, 10), std::format!("{value}").as_bytes());
+            assert_eq!(digits.of(value, 8), std::format!("{value:o}").as_bytes());
+            assert_eq!(digits.of(value, 16), std::format!("{value:x}").as_bytes());
+            for radix in [8, 10, 16] {
+                let want = radix_of(value, radix);
+                assert_eq!(Number(value, radix).to_string(), want);
+            }
+            let device = DeviceNumber::from_raw(value);
+            assert_eq!(
+                device.to_string(),
+                std::format!("{}:{}", device.major(), device.minor())
+            );
+            // Flags are ignored, as `write!` inside `Display` ignored them.
+            assert_eq!(std::format!("{device:>40}"), device.to_string());
+        }
+        for byte in 0..=u8::MAX {
+            for name in [&[byte][..], &[b'a', byte, b'z'], &[byte; 30]] {
+                let text = SysfsText::new(name);
+                let kept = &name[..name.len().min(SysfsText::CAPACITY)];
+                let dots = if kept.len() < name.len() { "..." } else { "" };
+                let want = std::format!("{}{dots}", kept.escape_ascii());
+                assert_eq!(text.to_string(), want, "{name:?}");
+                assert_eq!(std::format!("{text:>80}"), want);
+            }
+        }
+        assert_eq!(SysfsText::new(b"mem").to_string(), "mem");
+        assert_eq!(
+            SysfsText::new("dax\u{e9}".as_bytes()).to_string(),
+            "dax\\xc3\\xa9"
+        );
     }
 
     #[cfg(not(windows))] // compares with glibc's values

@@ -29,6 +29,17 @@
 //! Status 1 is also `EPERM`; the call gives `-EPERM` only if a security module forbids reading
 //! the device's sysfs link, which on real systems is `EACCES` instead.
 //!
+//! # Peak stack use: `--stack`
+//!
+//! `minimal-runtime --stack` measures how much stack `Source::from_fd(0)` uses: it paints a
+//! 16 KiB static buffer with a byte pattern, switches the stack pointer to the top of it,
+//! calls `from_fd` there, switches back, and finds the lowest byte that no longer holds the
+//! pattern. It does this twice, with two patterns (a byte written with the pattern's own value
+//! would go unseen), prints `from_fd stack: N bytes` (the larger) on standard output, and
+//! exits with the status of the answer, as without the flag. N counts everything below the
+//! call's return address: `from_fd`, what it calls, and the syscalls' arguments (the kernel
+//! runs on its own stack).
+//!
 //! # Building
 //!
 //! Run cargo from this directory (so `.cargo/config.toml` applies), for the host target:
@@ -99,6 +110,166 @@ fn run() -> u8 {
     }
 }
 
+/// `--stack`: see the crate docs.
+mod stack {
+    use core::cell::UnsafeCell;
+    use core::sync::atomic::{AtomicI32, Ordering};
+
+    use pmem2_source::Source;
+
+    /// Far more than `from_fd` needs; the test asserts a bound well below this.
+    const SIZE: usize = 16 * 1024;
+
+    /// The stack `from_fd` runs on, 16-byte aligned as the ABI wants at a call.
+    #[repr(C, align(16))]
+    struct Stack(UnsafeCell<[u8; SIZE]>);
+
+    // SAFETY: only the single thread of this process touches it, and never while a reference
+    // to it exists (it is used through raw pointers only).
+    unsafe impl Sync for Stack {}
+
+    static STACK: Stack = Stack(UnsafeCell::new([0; SIZE]));
+
+    /// What the measured call answered: 0, or its error code.
+    static ANSWER: AtomicI32 = AtomicI32::new(0);
+
+    /// The measured call, run on [`STACK`].
+    extern "C" fn measured() {
+        let code = match Source::from_fd(0) {
+            Ok(_) => 0,
+            Err(err) => err.code(),
+        };
+        ANSWER.store(code, Ordering::Relaxed);
+    }
+
+    /// Calls `f` with the stack pointer at `top`, and restores it.
+    ///
+    /// # Safety
+    ///
+    /// `top` is 16-byte aligned and the end of writable memory that nothing else uses, large
+    /// enough for `f`.
+    unsafe fn call_on_stack(top: *mut u8, f: extern "C" fn()) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the old stack pointer is kept in r12, which the C ABI makes `f` preserve,
+        // and put back after the call; `top` is suitable (caller's guarantee), and `call`
+        // leaves rsp % 16 == 8 at `f`'s entry, as the ABI requires. Every register `f` may
+        // change is declared clobbered.
+        unsafe {
+            core::arch::asm!(
+                "mov r12, rsp",
+                "mov rsp, {top}",
+                "call {f}",
+                "mov rsp, r12",
+                top = in(reg) top,
+                f = in(reg) f,
+                out("r12") _,
+                clobber_abi("C"),
+            );
+        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: as on x86_64, with x20 (callee-saved) holding the old stack pointer; sp is
+        // 16-byte aligned at the call, and `blr` puts the return address in x30 (clobbered).
+        unsafe {
+            core::arch::asm!(
+                "mov x20, sp",
+                "mov sp, {top}",
+                "blr {f}",
+                "mov sp, x20",
+                top = in(reg) top,
+                f = in(reg) f,
+                out("x20") _,
+                clobber_abi("C"),
+            );
+        }
+    }
+
+    /// Fills the stack with `pattern`, runs [`measured`] on it, and returns how many bytes
+    /// from the top were written.
+    fn depth_with(pattern: u8) -> usize {
+        let base = STACK.0.get().cast::<u8>();
+        for i in 0..SIZE {
+            // SAFETY: `i < SIZE`, inside the static buffer, which nothing else uses now.
+            unsafe { base.wrapping_add(i).write_volatile(pattern) };
+        }
+        // SAFETY: one past the end of the buffer, which is 16-byte aligned and a multiple of
+        // 16 bytes long; nothing else uses it.
+        unsafe { call_on_stack(base.wrapping_add(SIZE), measured) };
+        let lowest = (0..SIZE)
+            // SAFETY: `i < SIZE`, inside the buffer, no longer in use.
+            .find(|&i| unsafe { base.wrapping_add(i).read_volatile() } != pattern)
+            .unwrap_or(SIZE);
+        SIZE - lowest
+    }
+
+    /// The peak stack use of `Source::from_fd(0)`, and its answer.
+    pub(super) fn measure() -> (usize, i32) {
+        let depth = depth_with(0xa5).max(depth_with(0x5a));
+        (depth, ANSWER.load(Ordering::Relaxed))
+    }
+}
+
+/// Writes `text` to standard output (`write(2)` on descriptor 1; a short or failed write is
+/// not retried: this is a report, not data).
+fn print(text: &[u8]) {
+    // SAFETY: `text` is readable for its length during the call.
+    unsafe { sc::syscall!(WRITE, 1, text.as_ptr(), text.len()) };
+}
+
+/// `n` in decimal, into `buf`; the digits are its last bytes.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut used = 0;
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        used += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(buf.len() - used..).unwrap_or_default()
+}
+
+/// `--stack`: measures, prints, and returns the exit status of the answer.
+fn run_stack_mode() -> u8 {
+    let (depth, code) = stack::measure();
+    let mut digits = [0u8; 20];
+    print(b"from_fd stack: ");
+    print(decimal(depth, &mut digits));
+    print(b" bytes\n");
+    if code == 0 {
+        REGULAR
+    } else {
+        error_status(code)
+    }
+}
+
+/// Whether the first argument is `--stack`.
+///
+/// # Safety
+///
+/// `initial_stack` is where the kernel put `argc`, followed by the `argv` pointers (the
+/// process entry state of the System V ABI).
+unsafe fn stack_mode_requested(initial_stack: *const usize) -> bool {
+    // SAFETY: argc is the first word of the initial stack (caller's guarantee).
+    let argc = unsafe { initial_stack.read() };
+    if argc < 2 {
+        return false;
+    }
+    // SAFETY: argv[1] exists (argc >= 2) and is the third word: argc, argv[0], argv[1].
+    let arg = unsafe { initial_stack.wrapping_add(2).read() } as *const u8;
+    let wanted = b"--stack\0";
+    // Compares up to and including the terminating NUL of `wanted`; stops at the argument's
+    // own NUL, so nothing past its end is read.
+    for (i, &want) in wanted.iter().enumerate() {
+        // SAFETY: bytes `0..=i` of the NUL-terminated argument exist: none before `i` was NUL
+        // (each matched a non-NUL byte of `wanted`).
+        if unsafe { arg.wrapping_add(i).read() } != want {
+            return false;
+        }
+    }
+    true
+}
+
 /// Ends the process with `status` (`exit_group(2)`: every thread, no clean-up to run).
 fn exit(status: u8) -> ! {
     // SAFETY: exit_group takes no pointer and touches no Rust memory; it does not return.
@@ -110,8 +281,13 @@ fn exit(status: u8) -> ! {
 }
 
 /// The Rust entry point, called by [`_start`] with the initial stack pointer (where the kernel
-/// put `argc`, then `argv`, `envp` and the auxiliary vector; unused here).
-extern "C" fn entry(_initial_stack: *const usize) -> ! {
+/// put `argc`, then `argv`, `envp` and the auxiliary vector; only `argv[1]` is read, for
+/// `--stack`).
+extern "C" fn entry(initial_stack: *const usize) -> ! {
+    // SAFETY: `_start` passes the stack pointer the kernel started the process with.
+    if unsafe { stack_mode_requested(initial_stack) } {
+        exit(run_stack_mode())
+    }
     exit(run())
 }
 

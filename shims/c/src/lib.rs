@@ -87,7 +87,8 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Core(err) => write!(f, "{err}"),
+            // Directly, not through `write!`: one level of `core::fmt` less per message.
+            Failure::Core(err) => fmt::Display::fmt(err, f),
             Failure::NullArgument { function, argument } => {
                 write!(f, "{function}: {argument} must not be NULL")
             }

@@ -14,35 +14,45 @@ use pmem2_source::sys::{FileStat, Linux, MappingCopyError, Syscalls};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StdSyscalls;
 
+// The forwarding calls are `#[inline]`, like `Linux`'s own: the C ABI's queries then issue the
+// syscall in place, and judge its answer without a return in between.
 impl Syscalls for StdSyscalls {
+    #[inline]
     fn fcntl_getfl(&self, fd: i32) -> Result<u32, Errno> {
         Linux.fcntl_getfl(fd)
     }
 
+    #[inline]
     fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
         Linux.fstat(fd)
     }
 
+    #[inline]
     fn readlink(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
         Linux.readlink(path, buf)
     }
 
+    #[inline]
     fn open_read_only(&self, path: &CStr) -> Result<i32, Errno> {
         Linux.open_read_only(path)
     }
 
+    #[inline]
     fn read(&self, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
         Linux.read(fd, buf)
     }
 
+    #[inline]
     fn close(&self, fd: i32) -> Result<(), Errno> {
         Linux.close(fd)
     }
 
+    #[inline]
     fn pread(&self, fd: i32, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         Linux.pread(fd, buf, offset)
     }
 
+    #[inline]
     fn pwrite(&self, fd: i32, buf: &[u8], offset: u64) -> Result<usize, Errno> {
         Linux.pwrite(fd, buf, offset)
     }

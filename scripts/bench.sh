@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The performance comparison: libpmem2 1.12.1, ours (C ABI and Rust) and the bare syscalls,
+# side by side in one process (benches/benches/compare). Prints a markdown table of the median
+# ns per call and the ratios, after the date, CPU, kernel and load it was measured with.
+#
+#   scripts/bench.sh [--rounds N] [--batch-us N] [--cases slug,slug]
+#       the table (as root for the fake Device DAX rows: a private mount namespace);
+#   scripts/bench.sh --callgrind [CALLS]
+#       user-space instructions per call of every contender of every case, counted by
+#       valgrind's callgrind (stable from run to run, unlike times; the kernel's work is not
+#       counted);
+#   scripts/bench.sh --criterion [CRITERION ARGS]
+#       the criterion benches of the Rust API (cargo bench --bench from_fd).
+#
+# Needs Debian's libpmem2 (package libpmem2; the table leaves its columns empty without it) and,
+# for --callgrind, valgrind. Timings on a shared machine are only as good as its load: the
+# script says so when the 1-minute load average is 1 or more.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+mode=table
+case "${1:-}" in
+  --callgrind) mode=callgrind; shift ;;
+  --criterion) mode=criterion; shift ;;
+esac
+
+if [ "$mode" = criterion ]; then
+  exec cargo bench --locked -p pmem2-source-benches --bench from_fd -- "$@"
+fi
+
+cargo build --locked --release --quiet -p pmem2-source-capi
+export PMEM2_SOURCE_SO="$PWD/target/release/libpmem2_source.so"
+compare=$(cargo bench --locked -p pmem2-source-benches --bench compare --no-run 2>&1 |
+  sed -n 's/.*Executable .*(\(.*compare-[0-9a-f]*\))$/\1/p' | tail -n 1)
+if [ ! -x "$compare" ]; then
+  echo "bench.sh: cannot find the compare bench executable" >&2
+  exit 1
+fi
+
+if [ "$mode" = callgrind ]; then
+  calls="${1:-10000}"
+  command -v valgrind >/dev/null || { echo "bench.sh: --callgrind needs valgrind" >&2; exit 1; }
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+  echo "| case | floor | ours, C ABI | ours, Rust | libpmem2 |"
+  echo "|---|---:|---:|---:|---:|"
+  for case in regular dev-null closed write-only directory size-regular align-regular \
+    fake-dax size-fake-dax align-fake-dax; do
+    row="| $case |"
+    for who in floor c rust libpmem2; do
+      if valgrind --tool=callgrind --callgrind-out-file="$out/cg" --collect-atstart=no \
+        --toggle-collect='*callgrind_batch*' "$compare" --callgrind "$case" "$who" "$calls" \
+        >"$out/log" 2>&1; then
+        total=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/log")
+        if grep -q "^ran $calls calls" "$out/log" && [ -n "$total" ]; then
+          row="$row $((total / calls)) |"
+        else
+          row="$row — |"
+        fi
+      else
+        row="$row — |"
+      fi
+    done
+    echo "$row"
+  done
+  echo
+  echo "Instructions per call in user space (valgrind $(valgrind --version | sed 's/valgrind-//'), \
+$calls calls each); — where the contender does not exist for the case (libpmem2 on the fake \
+Device DAX queries) or the fake Device DAX needs root."
+  exit 0
+fi
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "Measured $(date '+%Y-%m-%d %H:%M %Z') on $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)" \
+  "($(nproc) CPUs), Linux $(uname -r), load average $load before the run;"
+echo "$(rustc --version), libpmem2 $(dpkg-query -W -f '${Version}' libpmem2 2>/dev/null || echo '(not installed)')."
+if awk -v l="${load%% *}" 'BEGIN { exit !(l >= 1.0) }'; then
+  echo "Warning: load average ${load%% *} >= 1: other work shares the CPUs, expect noise." >&2
+fi
+"$compare" "$@"
+echo
+echo "Load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)."
