@@ -106,6 +106,7 @@ impl<A: SourceAlloc> SourceBox<A> {
 
     /// `pmem2_source_from_fd` into allocated memory: validates and classifies `fd` first
     /// (no allocation happens for a bad descriptor), then allocates.
+    #[inline]
     pub fn from_fd_in<S: Syscalls + ?Sized>(
         sys: &S,
         fd: i32,

@@ -569,6 +569,38 @@ impl Error {
         }
         codes::name(self.code()).unwrap_or("unknown error")
     }
+
+    /// The message, when it is fixed text: two static pieces to write one after the other
+    /// (a sentence and `""`, or `"fcntl: "` and the errno's text), or `None` when the message
+    /// has numbers or names in it. The common failures of `from_fd` (a closed, write-only or
+    /// `O_PATH` descriptor, a directory) are fixed text, so that the C ABI stores their
+    /// message without `core::fmt`. `Display` writes exactly these pieces.
+    ///
+    /// ```
+    /// use pmem2_source::Error;
+    ///
+    /// let pieces = Error::Directory.fixed_message().expect("fixed text");
+    /// assert_eq!(pieces.concat(), Error::Directory.to_string());
+    /// ```
+    pub fn fixed_message(&self) -> Option<[&'static str; 2]> {
+        Some(match self {
+            Error::Fcntl { errno } => ["fcntl: ", errno.description()?],
+            Error::Fstat { errno } => ["fstat: ", errno.description()?],
+            Error::WriteOnly => ["fd must be open with O_RDONLY or O_RDWR", ""],
+            Error::NoAccessMode => [
+                "fd must be open with O_RDONLY or O_RDWR; its access mode is 3, \
+                 which permits neither reading nor writing",
+                "",
+            ],
+            Error::PathOnly => [
+                "fd must be open with O_RDONLY or O_RDWR; it was opened with O_PATH, \
+                 which permits no I/O",
+                "",
+            ],
+            Error::Directory => ["cannot set fd to directory in pmem2_source_from_fd", ""],
+            _ => return None,
+        })
+    }
 }
 
 /// [`Error::NotDeviceDax`]'s message, assembled in `buf`, when the subsystem name needs no
@@ -597,6 +629,9 @@ fn not_device_dax_message<'b>(
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(pieces) = self.fixed_message() {
+            return pieces.iter().try_for_each(|piece| f.write_str(piece));
+        }
         match self {
             // The failures of `from_fd` are written piece by piece rather than with `write!`:
             // the C ABI formats the message of every failure, and `core::fmt`'s machinery
@@ -610,24 +645,17 @@ impl fmt::Display for Error {
                 write_number(f, u64::from(fd.unsigned_abs()), 10)?;
                 f.write_str(" (descriptors are never negative)")
             }
+            // With an errno glibc has no text for (`fixed_message` covers the others).
             Error::Fcntl { errno } => {
                 f.write_str("fcntl: ")?;
                 fmt::Display::fmt(errno, f)
             }
-            Error::WriteOnly => f.write_str("fd must be open with O_RDONLY or O_RDWR"),
-            Error::NoAccessMode => f.write_str(
-                "fd must be open with O_RDONLY or O_RDWR; its access mode is 3, \
-                 which permits neither reading nor writing",
-            ),
-            Error::PathOnly => f.write_str(
-                "fd must be open with O_RDONLY or O_RDWR; it was opened with O_PATH, \
-                 which permits no I/O",
-            ),
             Error::Fstat { errno } => {
                 f.write_str("fstat: ")?;
                 fmt::Display::fmt(errno, f)
             }
-            Error::Directory => f.write_str("cannot set fd to directory in pmem2_source_from_fd"),
+            // Written above, from `fixed_message`.
+            Error::WriteOnly | Error::NoAccessMode | Error::PathOnly | Error::Directory => Ok(()),
             Error::UnsupportedFileType { file_type_bits } => {
                 f.write_str("file type 0")?;
                 write_number(f, u64::from(*file_type_bits), 8)?;
@@ -852,6 +880,50 @@ mod tests {
             assert_eq!(err.to_string(), want);
             assert_eq!(std::format!("{err:<300}"), want);
         }
+    }
+
+    /// `fixed_message` is the whole message wherever it answers, and answers for exactly the
+    /// failures whose message has no number or name in it.
+    #[test]
+    fn fixed_messages_are_the_displayed_ones() {
+        let known = Errno::EBADF;
+        let unknown = Errno::from_raw(4000);
+        let fixed = [
+            Error::Fcntl { errno: known },
+            Error::Fstat { errno: known },
+            Error::WriteOnly,
+            Error::NoAccessMode,
+            Error::PathOnly,
+            Error::Directory,
+        ];
+        for err in &fixed {
+            let pieces = err.fixed_message().expect("fixed text");
+            assert_eq!(pieces.concat(), err.to_string(), "{err:?}");
+            assert_eq!(std::format!("{err:>300}"), err.to_string(), "flags ignored");
+        }
+        assert_eq!(
+            Error::Fcntl { errno: known }.to_string(),
+            "fcntl: Bad file descriptor"
+        );
+        let formatted = [
+            Error::Fcntl { errno: unknown },
+            Error::Fstat { errno: unknown },
+            Error::NegativeFd { fd: -1 },
+            Error::UnsupportedFileType {
+                file_type_bits: 0o10000,
+            },
+            Error::NotDeviceDax {
+                device: DeviceNumber::from_raw(0x103),
+                subsystem: SysfsText::new(b"mem"),
+            },
+        ];
+        for err in &formatted {
+            assert_eq!(err.fixed_message(), None, "{err:?}");
+        }
+        assert_eq!(
+            Error::Fcntl { errno: unknown }.to_string(),
+            "fcntl: Unknown error 4000"
+        );
     }
 
     #[cfg(not(windows))] // compares with glibc's values

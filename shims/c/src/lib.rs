@@ -125,12 +125,25 @@ impl From<pmem2_source::Error> for Failure {
 /// Runs the body of `function`: `Ok(())` → 0; a failure stores its message and returns its
 /// code; a panic is caught and reported, never unwound into C.
 fn call(function: &'static str, body: impl FnOnce() -> Result<(), Failure>) -> c_int {
-    let failure = match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => return 0,
-        Ok(Err(failure)) => failure,
-        Err(_) => Failure::Panicked { function },
-    };
-    message::set(&failure);
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(failure)) => fail(&failure),
+        Err(_) => fail(&Failure::Panicked { function }),
+    }
+}
+
+/// Stores `failure`'s message and returns its code. Out of line, so that the success path of
+/// every function stays as small as it was without it (benches/compare).
+#[cold]
+#[inline(never)]
+fn fail(failure: &Failure) -> c_int {
+    match failure {
+        // The common failures of `from_fd`: copied in, without `core::fmt`.
+        Failure::Core(err) if let Some(pieces) = err.fixed_message() => {
+            message::set_pieces(&pieces)
+        }
+        _ => message::set(failure),
+    }
     failure.code()
 }
 

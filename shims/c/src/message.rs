@@ -17,6 +17,24 @@ thread_local! {
 
 /// Replaces the calling thread's message with `message`, cut to fit.
 pub(crate) fn set(message: &dyn fmt::Display) {
+    replace_with(|writer| {
+        let _ = write!(writer, "{message}");
+    });
+}
+
+/// Replaces the calling thread's message with `pieces` one after the other, cut to fit:
+/// [`set`] without `core::fmt`, for messages that are fixed text
+/// (`pmem2_source::Error::fixed_message`).
+pub(crate) fn set_pieces(pieces: &[&str]) {
+    replace_with(|writer| {
+        for piece in pieces {
+            let _ = writer.write_str(piece);
+        }
+    });
+}
+
+/// Empties the calling thread's buffer, lets `write` fill it, and ends it with a NUL.
+fn replace_with(write: impl FnOnce(&mut Truncating<'_>)) {
     // try_with/try_borrow_mut: during thread teardown, or if formatting a message somehow
     // re-entered here, keep the old message rather than panic across the C boundary.
     let _ = LAST_MESSAGE.try_with(|cell| {
@@ -25,7 +43,7 @@ pub(crate) fn set(message: &dyn fmt::Display) {
                 buffer: &mut buffer[..],
                 len: 0,
             };
-            let _ = write!(writer, "{message}");
+            write(&mut writer);
             let end = writer.len;
             buffer[end] = 0;
         }
@@ -75,6 +93,10 @@ mod tests {
         assert_eq!(current(), "first");
         set(&format_args!("second {}", 2));
         assert_eq!(current(), "second 2");
+        set_pieces(&["third: ", "in pieces"]);
+        assert_eq!(current(), "third: in pieces");
+        set_pieces(&["fourth", ""]);
+        assert_eq!(current(), "fourth");
     }
 
     #[test]
