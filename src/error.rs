@@ -13,7 +13,7 @@ use core::fmt;
 use linux_raw_sys::errno as raw;
 
 use crate::sysfs::{
-    DeviceNumber, PathBuffer, SysfsFailure, SysfsPath, SysfsText, push_device, write_number,
+    DeviceNumber, SysfsFailure, SysfsPath, SysfsText, put_bytes, put_decimal, write_number,
 };
 
 pub use win32::Win32Error;
@@ -570,19 +570,48 @@ impl Error {
         codes::name(self.code()).unwrap_or("unknown error")
     }
 
-    /// The message, when it is fixed text: two static pieces to write one after the other
-    /// (a sentence and `""`, or `"fcntl: "` and the errno's text), or `None` when the message
-    /// has numbers or names in it. The common failures of `from_fd` (a closed, write-only or
-    /// `O_PATH` descriptor, a directory) are fixed text, so that the C ABI stores their
-    /// message without `core::fmt`. `Display` writes exactly these pieces.
+    /// Writes the message into `out`, without `core::fmt`, when it is one of those of the
+    /// common failures of `from_fd` (a closed, write-only or `O_PATH` descriptor, a
+    /// directory, a character device that is not Device DAX); returns its length in bytes,
+    /// or `None` for the other errors (whose message `Display` writes) and when `out` is too
+    /// small. The bytes are exactly those `Display` writes: this is how the C ABI stores the
+    /// message of every such failure cheaply, and what a `no_std` caller can write to a
+    /// descriptor without a formatter.
     ///
     /// ```
     /// use pmem2_source::Error;
     ///
-    /// let pieces = Error::Directory.fixed_message().expect("fixed text");
-    /// assert_eq!(pieces.concat(), Error::Directory.to_string());
+    /// let mut buf = [0u8; 128];
+    /// let len = Error::Directory.write_message(&mut buf).expect("a message of from_fd");
+    /// assert_eq!(&buf[..len], Error::Directory.to_string().as_bytes());
     /// ```
-    pub fn fixed_message(&self) -> Option<[&'static str; 2]> {
+    pub fn write_message(&self, out: &mut [u8]) -> Option<usize> {
+        let end = if let Some(pieces) = self.fixed_message() {
+            pieces
+                .iter()
+                .fold(0, |at, piece| put_bytes(out, at, piece.as_bytes()))
+        } else if let Error::NotDeviceDax { device, subsystem } = self
+            && subsystem.is_plain()
+        {
+            let mut at = put_bytes(out, 0, NOT_DEVICE_DAX_HEAD.as_bytes());
+            at = put_decimal(out, at, device.major());
+            at = put_bytes(out, at, b":");
+            at = put_decimal(out, at, device.minor());
+            at = put_bytes(out, at, NOT_DEVICE_DAX_MIDDLE.as_bytes());
+            // Printable ASCII (`is_plain`): written as it is, as `Display` writes it.
+            at = put_bytes(out, at, subsystem.as_bytes());
+            put_bytes(out, at, NOT_DEVICE_DAX_TAIL.as_bytes())
+        } else {
+            return None;
+        };
+        // The pieces are written only where they fit: past the end, nothing was written.
+        (end <= out.len()).then_some(end)
+    }
+
+    /// The message, when it is fixed text: two static pieces to write one after the other
+    /// (a sentence and `""`, or `"fcntl: "` and the errno's text), or `None` when the message
+    /// has numbers or names in it. `Display` writes exactly these pieces.
+    fn fixed_message(&self) -> Option<[&'static str; 2]> {
         Some(match self {
             Error::Fcntl { errno } => ["fcntl: ", errno.description()?],
             Error::Fstat { errno } => ["fstat: ", errno.description()?],
@@ -603,29 +632,11 @@ impl Error {
     }
 }
 
-/// [`Error::NotDeviceDax`]'s message, assembled in `buf`, when the subsystem name needs no
-/// escaping (real names never do); `None` otherwise. Built from `&str`s and ASCII `char`s, so
-/// no UTF-8 check is needed: `str::from_utf8` alone cost a third of a C-ABI failure.
-fn not_device_dax_message<'b>(
-    buf: &'b mut PathBuffer,
-    device: DeviceNumber,
-    subsystem: &SysfsText,
-) -> Option<&'b str> {
-    if !subsystem.is_plain() {
-        return None;
-    }
-    buf.push_str("character device ").ok()?;
-    push_device(buf, device).ok()?;
-    buf.push_str(" is not Device DAX: its subsystem is \"")
-        .ok()?;
-    for &byte in subsystem.as_bytes() {
-        // Printable ASCII (`is_plain`): the byte is the char.
-        buf.push(char::from(byte)).ok()?;
-    }
-    buf.push('"').ok()?;
-    // At most 17 + 21 + 38 + 24 + 1 = 101 bytes: it fits.
-    Some(buf.as_str())
-}
+/// [`Error::NotDeviceDax`]'s message: these, with the device number after the head and the
+/// subsystem's name after the middle.
+const NOT_DEVICE_DAX_HEAD: &str = "character device ";
+const NOT_DEVICE_DAX_MIDDLE: &str = " is not Device DAX: its subsystem is \"";
+const NOT_DEVICE_DAX_TAIL: &str = "\"";
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -662,17 +673,11 @@ impl fmt::Display for Error {
                 f.write_str(" not supported")
             }
             Error::NotDeviceDax { device, subsystem } => {
-                // The answer for every character device that is not Device DAX (`/dev/null`,
-                // a tty), so written in one piece where it can be (benches/compare).
-                let mut buf = PathBuffer::new();
-                if let Some(text) = not_device_dax_message(&mut buf, *device, subsystem) {
-                    return f.write_str(text);
-                }
-                f.write_str("character device ")?;
+                f.write_str(NOT_DEVICE_DAX_HEAD)?;
                 fmt::Display::fmt(device, f)?;
-                f.write_str(" is not Device DAX: its subsystem is \"")?;
+                f.write_str(NOT_DEVICE_DAX_MIDDLE)?;
                 fmt::Display::fmt(subsystem, f)?;
-                f.write_str("\"")
+                f.write_str(NOT_DEVICE_DAX_TAIL)
             }
             Error::SysfsUnreadable { device, errno } => {
                 write!(
@@ -882,24 +887,42 @@ mod tests {
         }
     }
 
-    /// `fixed_message` is the whole message wherever it answers, and answers for exactly the
-    /// failures whose message has no number or name in it.
+    /// `write_message` writes exactly what `Display` writes, for the failures of `from_fd` it
+    /// covers, into a buffer just large enough and into no smaller one; and declines the
+    /// others.
     #[test]
-    fn fixed_messages_are_the_displayed_ones() {
+    fn written_messages_are_the_displayed_ones() {
         let known = Errno::EBADF;
         let unknown = Errno::from_raw(4000);
-        let fixed = [
+        let mem = SysfsText::new(b"mem");
+        let written = [
             Error::Fcntl { errno: known },
             Error::Fstat { errno: known },
             Error::WriteOnly,
             Error::NoAccessMode,
             Error::PathOnly,
             Error::Directory,
+            Error::NotDeviceDax {
+                device: DeviceNumber::from_raw(0x103),
+                subsystem: mem.clone(),
+            },
+            Error::NotDeviceDax {
+                device: DeviceNumber::from_raw(u64::MAX),
+                subsystem: SysfsText::new(&[b'z'; SysfsText::CAPACITY]),
+            },
+            Error::NotDeviceDax {
+                device: DeviceNumber::from_raw(0),
+                subsystem: SysfsText::new(b""),
+            },
         ];
-        for err in &fixed {
-            let pieces = err.fixed_message().expect("fixed text");
-            assert_eq!(pieces.concat(), err.to_string(), "{err:?}");
-            assert_eq!(std::format!("{err:>300}"), err.to_string(), "flags ignored");
+        for err in &written {
+            let want = err.to_string();
+            assert_eq!(std::format!("{err:>300}"), want, "flags ignored");
+            let mut exact = std::vec![0xffu8; want.len()];
+            assert_eq!(err.write_message(&mut exact), Some(want.len()), "{err:?}");
+            assert_eq!(exact, want.as_bytes());
+            let mut short = std::vec![0u8; want.len() - 1];
+            assert_eq!(err.write_message(&mut short), None, "{err:?}");
         }
         assert_eq!(
             Error::Fcntl { errno: known }.to_string(),
@@ -912,13 +935,22 @@ mod tests {
             Error::UnsupportedFileType {
                 file_type_bits: 0o10000,
             },
+            // Names that `Display` escapes or marks as cut.
             Error::NotDeviceDax {
                 device: DeviceNumber::from_raw(0x103),
-                subsystem: SysfsText::new(b"mem"),
+                subsystem: SysfsText::new(b"a\"b"),
+            },
+            Error::NotDeviceDax {
+                device: DeviceNumber::from_raw(0x103),
+                subsystem: SysfsText::new(&[b'n'; 2 * SysfsText::CAPACITY]),
+            },
+            Error::SysfsNotALink {
+                device: DeviceNumber::from_raw(0x103),
             },
         ];
+        let mut buf = [0u8; 1024];
         for err in &formatted {
-            assert_eq!(err.fixed_message(), None, "{err:?}");
+            assert_eq!(err.write_message(&mut buf), None, "{err:?}");
         }
         assert_eq!(
             Error::Fcntl { errno: unknown }.to_string(),

@@ -301,7 +301,7 @@ pub(crate) fn put_bytes(buf: &mut [u8], at: usize, bytes: &[u8]) -> usize {
 }
 
 /// Writes `value` in decimal into `buf` at `at`; returns where the digits end.
-fn put_decimal(buf: &mut [u8], at: usize, value: u32) -> usize {
+pub(crate) fn put_decimal(buf: &mut [u8], at: usize, value: u32) -> usize {
     let mut digits = 1;
     let mut rest = value / 10;
     while rest != 0 {
@@ -316,8 +316,8 @@ fn put_decimal(buf: &mut [u8], at: usize, value: u32) -> usize {
     at + digits
 }
 
-/// Text that does not fit its [`PathBuffer`].
-pub(crate) struct DoesNotFit;
+/// A path that does not fit its [`PathBuffer`].
+struct DoesNotFit;
 
 impl From<heapless::CapacityError> for DoesNotFit {
     fn from(_: heapless::CapacityError) -> DoesNotFit {
@@ -326,7 +326,7 @@ impl From<heapless::CapacityError> for DoesNotFit {
 }
 
 /// Appends `major:minor`, as [`DeviceNumber`]'s `Display` prints it.
-pub(crate) fn push_device(buf: &mut PathBuffer, device: DeviceNumber) -> Result<(), DoesNotFit> {
+fn push_device(buf: &mut PathBuffer, device: DeviceNumber) -> Result<(), DoesNotFit> {
     push_decimal(buf, device.major())?;
     buf.push(':')?;
     push_decimal(buf, device.minor())

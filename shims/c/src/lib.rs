@@ -137,12 +137,14 @@ fn call(function: &'static str, body: impl FnOnce() -> Result<(), Failure>) -> c
 #[cold]
 #[inline(never)]
 fn fail(failure: &Failure) -> c_int {
-    match failure {
-        // The common failures of `from_fd`: copied in, without `core::fmt`.
-        Failure::Core(err) if let Some(pieces) = err.fixed_message() => {
-            message::set_pieces(&pieces)
-        }
-        _ => message::set(failure),
+    // The common failures of `from_fd` write their message straight into the buffer, without
+    // `core::fmt`; the others are formatted.
+    let written = match failure {
+        Failure::Core(err) => message::set_bytes(|buf| err.write_message(buf)),
+        _ => false,
+    };
+    if !written {
+        message::set(failure);
     }
     failure.code()
 }

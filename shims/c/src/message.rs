@@ -22,15 +22,29 @@ pub(crate) fn set(message: &dyn fmt::Display) {
     });
 }
 
-/// Replaces the calling thread's message with `pieces` one after the other, cut to fit:
-/// [`set`] without `core::fmt`, for messages that are fixed text
-/// (`pmem2_source::Error::fixed_message`).
-pub(crate) fn set_pieces(pieces: &[&str]) {
-    replace_with(|writer| {
-        for piece in pieces {
-            let _ = writer.write_str(piece);
-        }
-    });
+/// Replaces the calling thread's message with the bytes `write` puts at the start of the
+/// buffer it is given (room for the message, the NUL aside), returning their length. If it
+/// returns `None`, the message is left empty and this returns `false`: call [`set`] then.
+/// [`set`] without `core::fmt`, for `pmem2_source::Error::write_message`.
+pub(crate) fn set_bytes(write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+    LAST_MESSAGE
+        .try_with(|cell| {
+            let Ok(mut buffer) = cell.try_borrow_mut() else {
+                return false;
+            };
+            let (room, _) = buffer.split_at_mut(CAPACITY - 1);
+            match write(room) {
+                Some(len) if len < CAPACITY => {
+                    buffer[len] = 0;
+                    true
+                }
+                _ => {
+                    buffer[0] = 0;
+                    false
+                }
+            }
+        })
+        .unwrap_or(false)
 }
 
 /// Empties the calling thread's buffer, lets `write` fill it, and ends it with a NUL.
@@ -93,10 +107,20 @@ mod tests {
         assert_eq!(current(), "first");
         set(&format_args!("second {}", 2));
         assert_eq!(current(), "second 2");
-        set_pieces(&["third: ", "in pieces"]);
-        assert_eq!(current(), "third: in pieces");
-        set_pieces(&["fourth", ""]);
-        assert_eq!(current(), "fourth");
+        assert!(set_bytes(|buf| {
+            buf[..5].copy_from_slice(b"third");
+            Some(5)
+        }));
+        assert_eq!(current(), "third");
+        // Declined, after writing: no half-written message is left.
+        assert!(!set_bytes(|buf| {
+            buf[..3].copy_from_slice(b"xyz");
+            None
+        }));
+        assert_eq!(current(), "");
+        // A length past the room is declined too.
+        assert!(!set_bytes(|_| Some(CAPACITY)));
+        assert_eq!(current(), "");
     }
 
     #[test]
