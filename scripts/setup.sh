@@ -13,7 +13,8 @@ debian_packages=(
   g++                   # the C header must also compile as C++
   pkg-config            # the installed pmem2_source.pc is checked with it
   libpmem2-dev          # the reference: Debian's libpmem2 1.12.1 (differential tests)
-  valgrind              # memcheck over the C-ABI test programs
+  valgrind              # memcheck over the C-ABI test programs; callgrind (scripts/bench.sh)
+  strace                # the C ABI's syscalls per call, seen from outside (syscalls_traced)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the C shim's build script in the aarch64 check
   shellcheck            # lints the shell scripts
   qemu-system-x86 busybox-static ndctl daxctl cpio  # the Device DAX VM (tests/devdax-vm)
