@@ -11,6 +11,10 @@
 
 #![cfg(target_os = "linux")]
 
+// The integration tests' helpers (descriptors, scratch directories), for the fixtures.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 pub mod fake_dax;
 pub mod fixtures;
 #[cfg(any(
