@@ -220,20 +220,11 @@ fn handle_transfer<S: Syscalls + ?Sized>(
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use std::string::ToString;
 
     use super::*;
     use crate::codes::*;
     use crate::sys::scripted::{Call, ScriptedKernel};
-
-    fn assert_failure<T: core::fmt::Debug>(result: Result<T, Error>, code: i32, message: &str) {
-        let err = result.expect_err("expected a failure");
-        assert_eq!(
-            (err.code(), err.to_string().as_str()),
-            (code, message),
-            "{err:?}"
-        );
-    }
+    use crate::test_support::assert_failure;
 
     fn numbered(len: usize) -> std::vec::Vec<u8> {
         (0..len).map(|i| (i % 251) as u8).collect()

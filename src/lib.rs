@@ -124,6 +124,8 @@ mod source;
 pub mod sys;
 pub mod sysfs;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 #[allow(unsafe_code)] // reads the bytes of a source to check its layout
 mod windows_tests;
 

@@ -458,6 +458,7 @@ mod tests {
     use super::*;
     use crate::codes::*;
     use crate::sys::scripted::{FileScript, ScriptedKernel};
+    use crate::test_support::assert_failure;
 
     const DAX: u64 = 0xfc00; // 252:0
     const DAX_DIR: &str = "/sys/dev/char/252:0";
@@ -472,15 +473,6 @@ mod tests {
 
     fn attr(name: &str) -> std::string::String {
         std::format!("{DAX_DIR}/{name}")
-    }
-
-    fn assert_failure<T: core::fmt::Debug>(result: Result<T, Error>, code: i32, message: &str) {
-        let err = result.expect_err("expected a failure");
-        assert_eq!(
-            (err.code(), err.to_string().as_str()),
-            (code, message),
-            "{err:?}"
-        );
     }
 
     #[test]

@@ -10,18 +10,10 @@ use crate::sys::scripted::{Call, ScriptedKernel};
 use crate::sys::{
     FILE_ATTRIBUTE_DIRECTORY, FileInformation, INVALID_HANDLE_VALUE, RawHandle, Syscalls,
 };
+use crate::test_support::assert_failure;
 use crate::{Error, FileType, IoDirection, Source, SourceBox, SourceKind, Unsupported, Win32Error};
 
 const HANDLE: RawHandle = core::ptr::without_provenance_mut(0x7c);
-
-fn assert_failure<T: core::fmt::Debug>(result: Result<T, Error>, code: i32, message: &str) {
-    let err = result.expect_err("expected a failure");
-    assert_eq!(
-        (err.code(), err.to_string().as_str()),
-        (code, message),
-        "{err:?}"
-    );
-}
 
 fn source(kernel: &ScriptedKernel) -> Source {
     Source::from_handle_with(kernel, HANDLE).expect("the scripted file")
