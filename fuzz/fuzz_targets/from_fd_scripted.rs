@@ -20,6 +20,8 @@
 
 #![no_main]
 
+mod models;
+
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -456,36 +458,13 @@ fn fd_errno_code(errno: i32) -> i32 {
     }
 }
 
-/// The last component of a link target: the last `/`-separated part once trailing empty
-/// and `.` parts are dropped (never the first part).
-fn last_component(target: &[u8]) -> &[u8] {
-    let mut parts: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
-    while parts.len() > 1 && matches!(parts.last(), Some(&(b"" | b"."))) {
-        parts.pop();
-    }
-    parts.last().copied().unwrap_or_default()
-}
-
-/// An unsigned sysfs number (SPEC §5): 1+ ASCII digits and one newline, the value fitting
-/// a u64 (at most 20 digits after leading zeros, summed in a u128). The documented limit:
-/// a file of `ATTRIBUTE_CAPACITY` bytes or more fills the read buffer and is rejected.
+/// An unsigned sysfs number as `size` and `align` are read: the documented limit added to the
+/// model, a file of `ATTRIBUTE_CAPACITY` bytes or more fills the read buffer and is rejected.
 fn sysfs_number(text: &[u8]) -> Option<u64> {
-    let (&last, digits) = text.split_last()?;
-    if text.len() >= ATTRIBUTE_CAPACITY
-        || last != b'\n'
-        || digits.is_empty()
-        || !digits.iter().all(u8::is_ascii_digit)
-    {
+    if text.len() >= ATTRIBUTE_CAPACITY {
         return None;
     }
-    let significant: Vec<u8> = digits.iter().copied().skip_while(|&b| b == b'0').collect();
-    if significant.len() > 20 {
-        return None;
-    }
-    let value = significant
-        .iter()
-        .fold(0u128, |value, &b| value * 10 + u128::from(b - b'0'));
-    u64::try_from(value).ok()
+    models::unsigned_number(text)
 }
 
 /// The syscalls `from_fd` is expected to make, the step that decides, and the result.
@@ -532,7 +511,7 @@ fn model_from_fd(script: &Script, fd: i32) -> FromFdModel {
                 if target.len() >= LINK_TARGET_CAPACITY {
                     return Err(("link-fills-buffer", codes::PMEM2_E_INVALID_FILE_TYPE));
                 }
-                if last_component(&target) != b"dax" {
+                if models::last_component(&target) != b"dax" {
                     return Err(("not-dax", codes::PMEM2_E_INVALID_FILE_TYPE));
                 }
                 ("devdax", FileType::DeviceDax)

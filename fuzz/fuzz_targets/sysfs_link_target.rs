@@ -15,6 +15,8 @@
 
 #![no_main]
 
+mod models;
+
 use libfuzzer_sys::fuzz_target;
 use pmem2_source::sys::scripted::{Call, ScriptedKernel};
 use pmem2_source::sysfs::{
@@ -22,24 +24,14 @@ use pmem2_source::sysfs::{
 };
 use pmem2_source::{DeviceNumber, Error, FileType, Source, codes};
 
-/// The model of "the last component": split on `/`, drop trailing empty and `.` parts (but
-/// never the first part: a lone `.` stays `.`, and `/.` ends in the empty part before it).
-fn model_last_component(target: &[u8]) -> &[u8] {
-    let mut parts: Vec<&[u8]> = target.split(|&byte| byte == b'/').collect();
-    while parts.len() > 1 && matches!(parts.last(), Some(&(b"" | b"."))) {
-        parts.pop();
-    }
-    parts.last().copied().unwrap_or_default()
-}
-
 /// The model of the decision over `target` read into a buffer of `capacity` bytes.
 fn model_classify(target: &[u8], capacity: usize) -> SubsystemLink<'_> {
     if target.len() >= capacity {
         SubsystemLink::PossiblyTruncated
-    } else if model_last_component(target) == b"dax" {
+    } else if models::last_component(target) == b"dax" {
         SubsystemLink::DeviceDax
     } else {
-        SubsystemLink::Other(model_last_component(target))
+        SubsystemLink::Other(models::last_component(target))
     }
 }
 
@@ -66,7 +58,7 @@ fn subsystem_path(rdev: u64) -> String {
 fuzz_target!(|data: &[u8]| {
     assert_eq!(
         last_component(data),
-        model_last_component(data),
+        models::last_component(data),
         "last component of {:?}",
         data.escape_ascii().to_string()
     );
@@ -86,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
             data.escape_ascii().to_string()
         );
         if got == SubsystemLink::DeviceDax {
-            assert!(data.len() < capacity && model_last_component(data) == b"dax");
+            assert!(data.len() < capacity && models::last_component(data) == b"dax");
         }
     }
 

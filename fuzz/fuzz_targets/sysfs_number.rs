@@ -18,6 +18,8 @@
 
 #![no_main]
 
+mod models;
+
 use libfuzzer_sys::fuzz_target;
 use pmem2_source::sys::scripted::{MAX_SCRIPTED_FILE, ScriptedKernel};
 use pmem2_source::sysfs::{
@@ -26,34 +28,15 @@ use pmem2_source::sysfs::{
 };
 use pmem2_source::{Error, Source, codes};
 
-/// The model of an unsigned sysfs number: digits, then one newline; the value by digit
-/// count and wide arithmetic (no overflow can go unnoticed in a `u128` of at most 20
-/// significant digits).
-fn model_unsigned(text: &[u8]) -> Option<u64> {
-    let (&last, digits) = text.split_last()?;
-    if last != b'\n' || digits.is_empty() || !digits.iter().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let first_significant = digits.iter().position(|&b| b != b'0');
-    let significant = first_significant.map_or(&[][..], |start| &digits[start..]);
-    if significant.len() > 20 {
-        return None;
-    }
-    let value = significant
-        .iter()
-        .fold(0u128, |value, &b| value * 10 + u128::from(b - b'0'));
-    u64::try_from(value).ok()
-}
-
 /// The model of a signed sysfs number: an optional `-`, then an unsigned number; the value
 /// must fit an `i64` (so `-9223372036854775808` does, `9223372036854775808` does not).
 fn model_signed(text: &[u8]) -> Option<i64> {
     match text.split_first() {
         Some((b'-', magnitude)) => {
-            let magnitude = i128::from(model_unsigned(magnitude)?);
+            let magnitude = i128::from(models::unsigned_number(magnitude)?);
             i64::try_from(-magnitude).ok()
         }
-        _ => i64::try_from(model_unsigned(text)?).ok(),
+        _ => i64::try_from(models::unsigned_number(text)?).ok(),
     }
 }
 
@@ -84,7 +67,7 @@ fn show(text: &[u8]) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let unsigned = model_unsigned(data);
+    let unsigned = models::unsigned_number(data);
     assert_eq!(parse_decimal(data), unsigned, "{:?}", show(data));
     if let Some(value) = unsigned {
         // The only accepted spellings: the value's own digits, possibly zero-padded.
@@ -129,7 +112,7 @@ fuzz_target!(|data: &[u8]| {
 
     let size = source.size_with(&kernel);
     assert_eq!(kernel.open_descriptors(), 0, "size leaked a sysfs fd");
-    match whole.and_then(model_unsigned) {
+    match whole.and_then(models::unsigned_number) {
         Some(value) => assert_eq!(size, Ok(value)),
         None => {
             let err = size.expect_err("malformed size");
@@ -141,7 +124,7 @@ fuzz_target!(|data: &[u8]| {
 
     let alignment = source.alignment_with(&kernel);
     assert_eq!(kernel.open_descriptors(), 0, "alignment leaked a sysfs fd");
-    match whole.and_then(model_unsigned) {
+    match whole.and_then(models::unsigned_number) {
         Some(value) if value.is_power_of_two() => {
             assert_eq!(alignment, Ok(value as usize));
         }
