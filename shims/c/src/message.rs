@@ -17,16 +17,23 @@ thread_local! {
 
 /// Replaces the calling thread's message with `message`, cut to fit.
 pub(crate) fn set(message: &dyn fmt::Display) {
-    replace_with(|writer| {
+    set_bytes(|room| {
+        let mut writer = Truncating {
+            buffer: room,
+            len: 0,
+        };
         let _ = write!(writer, "{message}");
+        Some(writer.len)
     });
 }
 
 /// Replaces the calling thread's message with the bytes `write` puts at the start of the
 /// buffer it is given (room for the message, the NUL aside), returning their length. If it
 /// returns `None`, the message is left empty and this returns `false`: call [`set`] then.
-/// [`set`] without `core::fmt`, for `pmem2_source::Error::write_message`.
+/// Without `core::fmt` in between, for `pmem2_source::Error::write_message`.
 pub(crate) fn set_bytes(write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+    // try_with/try_borrow_mut: during thread teardown, or if formatting a message somehow
+    // re-entered here, keep the old message rather than panic across the C boundary.
     LAST_MESSAGE
         .try_with(|cell| {
             let Ok(mut buffer) = cell.try_borrow_mut() else {
@@ -47,23 +54,6 @@ pub(crate) fn set_bytes(write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool 
         .unwrap_or(false)
 }
 
-/// Empties the calling thread's buffer, lets `write` fill it, and ends it with a NUL.
-fn replace_with(write: impl FnOnce(&mut Truncating<'_>)) {
-    // try_with/try_borrow_mut: during thread teardown, or if formatting a message somehow
-    // re-entered here, keep the old message rather than panic across the C boundary.
-    let _ = LAST_MESSAGE.try_with(|cell| {
-        if let Ok(mut buffer) = cell.try_borrow_mut() {
-            let mut writer = Truncating {
-                buffer: &mut buffer[..],
-                len: 0,
-            };
-            write(&mut writer);
-            let end = writer.len;
-            buffer[end] = 0;
-        }
-    });
-}
-
 /// The calling thread's message as a C string ("" before the first failure).
 pub(crate) fn as_ptr() -> *const c_char {
     LAST_MESSAGE
@@ -71,7 +61,7 @@ pub(crate) fn as_ptr() -> *const c_char {
         .unwrap_or(c"".as_ptr())
 }
 
-/// Writes into a byte buffer, keeping one byte for the NUL and dropping what does not fit.
+/// Writes into a byte buffer, dropping what does not fit.
 struct Truncating<'a> {
     buffer: &'a mut [u8],
     len: usize,
@@ -79,7 +69,7 @@ struct Truncating<'a> {
 
 impl Write for Truncating<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        let room = self.buffer.len() - 1 - self.len;
+        let room = self.buffer.len() - self.len;
         let kept = &text.as_bytes()[..text.len().min(room)];
         self.buffer[self.len..self.len + kept.len()].copy_from_slice(kept);
         self.len += kept.len();
