@@ -12,9 +12,7 @@ use core::fmt;
 
 use linux_raw_sys::errno as raw;
 
-use crate::sysfs::{
-    DeviceNumber, SysfsFailure, SysfsPath, SysfsText, put_bytes, put_decimal, write_number,
-};
+use crate::sysfs::{DeviceNumber, SysfsFailure, SysfsPath, SysfsText, put_bytes, put_decimal};
 
 pub use win32::Win32Error;
 
@@ -644,33 +642,19 @@ impl fmt::Display for Error {
             return pieces.iter().try_for_each(|piece| f.write_str(piece));
         }
         match self {
-            // The failures of `from_fd` are written piece by piece rather than with `write!`:
-            // the C ABI formats the message of every failure, and `core::fmt`'s machinery
-            // cost several times the rest of a failed call (benches/compare). `f.write_str`
-            // ignores `f`'s flags, as `write!` does.
             Error::NegativeFd { fd } => {
-                f.write_str("invalid file descriptor value ")?;
-                if *fd < 0 {
-                    f.write_str("-")?;
-                }
-                write_number(f, u64::from(fd.unsigned_abs()), 10)?;
-                f.write_str(" (descriptors are never negative)")
+                write!(
+                    f,
+                    "invalid file descriptor value {fd} (descriptors are never negative)"
+                )
             }
             // With an errno glibc has no text for (`fixed_message` covers the others).
-            Error::Fcntl { errno } => {
-                f.write_str("fcntl: ")?;
-                fmt::Display::fmt(errno, f)
-            }
-            Error::Fstat { errno } => {
-                f.write_str("fstat: ")?;
-                fmt::Display::fmt(errno, f)
-            }
+            Error::Fcntl { errno } => write!(f, "fcntl: {errno}"),
+            Error::Fstat { errno } => write!(f, "fstat: {errno}"),
             // Written above, from `fixed_message`.
             Error::WriteOnly | Error::NoAccessMode | Error::PathOnly | Error::Directory => Ok(()),
             Error::UnsupportedFileType { file_type_bits } => {
-                f.write_str("file type 0")?;
-                write_number(f, u64::from(*file_type_bits), 8)?;
-                f.write_str(" not supported")
+                write!(f, "file type 0{file_type_bits:o} not supported")
             }
             Error::NotDeviceDax { device, subsystem } => {
                 f.write_str(NOT_DEVICE_DAX_HEAD)?;
@@ -814,10 +798,10 @@ mod tests {
 
     use super::*;
 
-    /// The messages written piece by piece are those `write!` wrote, for every value of the
-    /// numbers in them, and `f`'s flags are still ignored.
+    /// The messages with numbers and names in them, for extreme values of those, and with
+    /// the formatter's flags ignored.
     #[test]
-    fn hand_written_messages_match_the_format_strings() {
+    fn messages_spell_out_numbers_and_names() {
         for fd in [
             i32::MIN,
             i32::MIN + 1,

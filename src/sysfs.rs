@@ -78,59 +78,8 @@ impl fmt::Debug for DeviceNumber {
 impl fmt::Display for DeviceNumber {
     /// `major:minor`, both unsigned decimal, as sysfs names devices.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Like `write!(f, "{}:{}", …)` (which ignores `f`'s flags too), without `core::fmt`'s
-        // machinery: error messages name devices, and the C ABI formats every message.
-        write_number(f, u64::from(self.major()), 10)?;
-        f.write_str(":")?;
-        write_number(f, u64::from(self.minor()), 10)
+        write!(f, "{}:{}", self.major(), self.minor())
     }
-}
-
-/// The digits of a `u64` in radix 8, 10 or 16 (22 octal digits at most), as ASCII bytes.
-pub(crate) struct Digits([u8; 22]);
-
-impl Digits {
-    pub(crate) const fn new() -> Digits {
-        Digits([0; 22])
-    }
-
-    /// `value` in `radix` (8, 10 or 16: lowercase), as `{}`, `{:o}` or `{:x}` print it with
-    /// no flags.
-    pub(crate) fn of(&mut self, mut value: u64, radix: u64) -> &[u8] {
-        let mut used = 0;
-        for slot in self.0.iter_mut().rev() {
-            let digit = (value % radix) as u8;
-            *slot = if digit < 10 {
-                b'0' + digit
-            } else {
-                b'a' + digit - 10
-            };
-            value /= radix;
-            used += 1;
-            if value == 0 {
-                break;
-            }
-        }
-        self.0.get(self.0.len() - used..).unwrap_or_default()
-    }
-}
-
-/// Writes `value` in `radix` as `{}`, `{:o}` or `{:x}` with no flags would, a digit at a time:
-/// short numbers (device numbers, file types) cost less so than through `core::fmt` or
-/// `str::from_utf8`.
-pub(crate) fn write_number(f: &mut fmt::Formatter<'_>, value: u64, radix: u64) -> fmt::Result {
-    const DIGITS: [&str; 16] = [
-        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
-    ];
-    for &digit in Digits::new().of(value, radix) {
-        let index = usize::from(if digit >= b'a' {
-            digit - b'a' + 10
-        } else {
-            digit - b'0'
-        });
-        f.write_str(DIGITS.get(index).copied().unwrap_or_default())?;
-    }
-    Ok(())
 }
 
 /// Where a sysfs path starts.
@@ -334,7 +283,9 @@ fn push_device(buf: &mut PathBuffer, device: DeviceNumber) -> Result<(), DoesNot
 
 /// Appends `value` in decimal, as `u32`'s `Display` prints it.
 fn push_decimal(buf: &mut PathBuffer, value: u32) -> Result<(), DoesNotFit> {
-    for &digit in Digits::new().of(u64::from(value), 10) {
+    let mut digits = [0u8; 10];
+    let end = put_decimal(&mut digits, 0, value);
+    for &digit in digits.get(..end).unwrap_or_default() {
         buf.push(char::from(digit))?;
     }
     Ok(())
@@ -598,12 +549,7 @@ fn is_plain_byte(byte: &u8) -> bool {
 
 impl fmt::Display for SysfsText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Names such as `mem` or `nmem0` need no escaping: written as they are, they skip
-        // `core::fmt`'s machinery (the C ABI formats every message it stores).
-        match core::str::from_utf8(&self.bytes) {
-            Ok(text) if self.bytes.iter().all(is_plain_byte) => f.write_str(text)?,
-            _ => write!(f, "{}", self.bytes.escape_ascii())?,
-        }
+        write!(f, "{}", self.bytes.escape_ascii())?;
         if self.truncated {
             f.write_str("...")?;
         }
@@ -722,17 +668,9 @@ mod tests {
         );
     }
 
-    fn radix_of(value: u64, radix: u64) -> std::string::String {
-        match radix {
-            8 => std::format!("{value:o}"),
-            16 => std::format!("{value:x}"),
-            _ => std::format!("{value}"),
-        }
-    }
-
-    /// `Digits` and the `Display` of device numbers and names write what `core::fmt` would.
+    /// Device numbers and names print as `core::fmt` would, ignoring the formatter's flags.
     #[test]
-    fn hand_written_numbers_and_names_match_core_fmt() {
+    fn device_numbers_and_names_print_plainly() {
         let mut values = std::vec![0u64, 1, 7, 8, 9, 10, 99, 100, 0o777, 4095, 4096];
         values.extend([u64::from(u32::MAX), u64::MAX, u64::MAX - 1, 1 << 63]);
         values.extend(
@@ -740,27 +678,12 @@ mod tests {
                 .map(|bit| 1u64 << bit)
                 .chain((0..64).map(|bit| (1u64 << bit) - 1)),
         );
-        let mut digits = Digits::new();
-        struct Number(u64, u64);
-        impl fmt::Display for Number {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write_number(f, self.0, self.1)
-            }
-        }
         for value in values {
-            assert_eq!(digits.of(value, 10), std::format!("{value}").as_bytes());
-            assert_eq!(digits.of(value, 8), std::format!("{value:o}").as_bytes());
-            assert_eq!(digits.of(value, 16), std::format!("{value:x}").as_bytes());
-            for radix in [8, 10, 16] {
-                let want = radix_of(value, radix);
-                assert_eq!(Number(value, radix).to_string(), want);
-            }
             let device = DeviceNumber::from_raw(value);
             assert_eq!(
                 device.to_string(),
                 std::format!("{}:{}", device.major(), device.minor())
             );
-            // Flags are ignored, as `write!` inside `Display` ignored them.
             assert_eq!(std::format!("{device:>40}"), device.to_string());
         }
         for byte in 0..=u8::MAX {
