@@ -12,7 +12,7 @@ use crate::sys::{
     FILE_ATTRIBUTE_DIRECTORY, FileInformation, FileStat, INVALID_HANDLE_VALUE, RawHandle, Syscalls,
 };
 use crate::sysfs::{
-    CharSubsystemBuffer, DeviceNumber, LINK_TARGET_CAPACITY, SubsystemLink, SysfsPath, SysfsText,
+    DeviceNumber, LINK_TARGET_CAPACITY, PathBuffer, SubsystemLink, SysfsPath, SysfsText,
     classify_link_target,
 };
 
@@ -141,8 +141,10 @@ fn device_dax_check<S: Syscalls + ?Sized>(
         Errno::EINVAL => Error::SysfsNotALink { device },
         errno => Error::SysfsUnreadable { device, errno },
     };
-    let mut path_buffer: CharSubsystemBuffer = [0; 48];
-    let path = SysfsPath::char_subsystem_c_str(device, &mut path_buffer).map_err(unreadable)?;
+    let mut path_buffer = PathBuffer::new();
+    let path = SysfsPath::char_subsystem(device)
+        .as_c_str(&mut path_buffer)
+        .map_err(unreadable)?;
     let mut target = [0u8; LINK_TARGET_CAPACITY];
     let len = sys.readlink(path, &mut target).map_err(unreadable)?;
     // A backend claiming more bytes than the buffer holds is treated as a full buffer.

@@ -12,7 +12,7 @@ use core::fmt;
 
 use linux_raw_sys::errno as raw;
 
-use crate::sysfs::{DeviceNumber, SysfsFailure, SysfsPath, SysfsText, put_bytes, put_decimal};
+use crate::sysfs::{DeviceNumber, SysfsFailure, SysfsPath, SysfsText, put_bytes, put_device};
 
 pub use win32::Win32Error;
 
@@ -588,16 +588,11 @@ impl Error {
             pieces
                 .iter()
                 .fold(0, |at, piece| put_bytes(out, at, piece.as_bytes()))
-        } else if let Error::NotDeviceDax { device, subsystem } = self
-            && subsystem.is_plain()
-        {
+        } else if let Error::NotDeviceDax { device, subsystem } = self {
             let mut at = put_bytes(out, 0, NOT_DEVICE_DAX_HEAD.as_bytes());
-            at = put_decimal(out, at, device.major());
-            at = put_bytes(out, at, b":");
-            at = put_decimal(out, at, device.minor());
+            at = put_device(out, at, *device);
             at = put_bytes(out, at, NOT_DEVICE_DAX_MIDDLE.as_bytes());
-            // Printable ASCII (`is_plain`): written as it is, as `Display` writes it.
-            at = put_bytes(out, at, subsystem.as_bytes());
+            at = subsystem.put_escaped(out, at);
             put_bytes(out, at, NOT_DEVICE_DAX_TAIL.as_bytes())
         } else {
             return None;
@@ -898,6 +893,15 @@ mod tests {
                 device: DeviceNumber::from_raw(0),
                 subsystem: SysfsText::new(b""),
             },
+            // Names that `Display` escapes or marks as cut.
+            Error::NotDeviceDax {
+                device: DeviceNumber::from_raw(0x103),
+                subsystem: SysfsText::new(b"a\"b\xff\x01"),
+            },
+            Error::NotDeviceDax {
+                device: DeviceNumber::from_raw(0x103),
+                subsystem: SysfsText::new(&[b'n'; 2 * SysfsText::CAPACITY]),
+            },
         ];
         for err in &written {
             let want = err.to_string();
@@ -918,15 +922,6 @@ mod tests {
             Error::NegativeFd { fd: -1 },
             Error::UnsupportedFileType {
                 file_type_bits: 0o10000,
-            },
-            // Names that `Display` escapes or marks as cut.
-            Error::NotDeviceDax {
-                device: DeviceNumber::from_raw(0x103),
-                subsystem: SysfsText::new(b"a\"b"),
-            },
-            Error::NotDeviceDax {
-                device: DeviceNumber::from_raw(0x103),
-                subsystem: SysfsText::new(&[b'n'; 2 * SysfsText::CAPACITY]),
             },
             Error::SysfsNotALink {
                 device: DeviceNumber::from_raw(0x103),

@@ -13,7 +13,7 @@
 //! - PMDK `src/libpmem2/pmem2_utils_linux.c` (`pmem2_get_type_from_stat`)
 
 use core::ffi::CStr;
-use core::fmt::{self, Write};
+use core::fmt;
 
 use crate::error::Errno;
 use crate::sys::Syscalls;
@@ -27,7 +27,21 @@ pub const LINK_TARGET_CAPACITY: usize = 256;
 /// builds is 83 bytes: `/sys/dev/block/4294967295:4294967295/` (37), eight `../` (24),
 /// `device/../` (10), `mapping65535` (12); a DIMM attribute path is at most 64. The buffer
 /// leaves room to spare.
-pub type PathBuffer = heapless::String<128>;
+#[derive(Debug)]
+pub struct PathBuffer([u8; 128]);
+
+impl PathBuffer {
+    /// An empty buffer, for [`SysfsPath::as_c_str`].
+    pub const fn new() -> PathBuffer {
+        PathBuffer([0; 128])
+    }
+}
+
+impl Default for PathBuffer {
+    fn default() -> PathBuffer {
+        PathBuffer::new()
+    }
+}
 
 /// Room for an attribute's contents: sysfs numbers and DIMM ids are far shorter. Contents
 /// that fill it may have been cut, and are never parsed.
@@ -175,65 +189,37 @@ impl SysfsPath {
     /// Fails with `ENAMETOOLONG` if it does not fit, which no path this crate builds can cause
     /// (the unit tests format the longest one).
     ///
-    /// The bytes are those `Display` prints, written without `core::fmt` (which cost about
-    /// five times the rest of a character device's `from_fd`, syscalls aside).
+    /// The bytes are those `Display` prints, copied in piece by piece rather than through
+    /// `core::fmt`, which cost about five times the rest of a character device's `from_fd`,
+    /// syscalls aside (benches/compare).
     pub fn as_c_str<'b>(&self, buf: &'b mut PathBuffer) -> Result<&'b CStr, Errno> {
-        buf.clear();
-        self.push_with_nul(buf)
-            .map_err(|DoesNotFit| Errno::ENAMETOOLONG)?;
-        CStr::from_bytes_with_nul(buf.as_bytes()).map_err(|_| Errno::ENAMETOOLONG)
-    }
-
-    /// Appends the path as `Display` prints it, then a NUL.
-    fn push_with_nul(&self, buf: &mut PathBuffer) -> Result<(), DoesNotFit> {
-        match &self.root {
+        let out = &mut buf.0;
+        let mut at = match &self.root {
             SysfsRoot::CharDevice(device) => {
-                buf.push_str("/sys/dev/char/")?;
-                push_device(buf, *device)?;
+                let at = put_bytes(out, 0, b"/sys/dev/char/");
+                put_device(out, at, *device)
             }
             SysfsRoot::BlockDevice(device) => {
-                buf.push_str("/sys/dev/block/")?;
-                push_device(buf, *device)?;
+                let at = put_bytes(out, 0, b"/sys/dev/block/");
+                put_device(out, at, *device)
             }
-            SysfsRoot::NdDevice(_) => {
-                // Rare (DIMM attributes), and its name is printed escaped: Display does it.
-                write!(buf, "{}", self.root).map_err(|fmt::Error| DoesNotFit)?;
+            SysfsRoot::NdDevice(name) => {
+                let at = put_bytes(out, 0, b"/sys/bus/nd/devices/");
+                name.put_escaped(out, at)
             }
-        }
-        buf.push('/')?;
+        };
+        at = put_bytes(out, at, b"/");
         for _ in 0..self.ups {
-            buf.push_str("../")?;
+            at = put_bytes(out, at, b"../");
         }
-        buf.push_str(self.prefix)?;
-        buf.push_str(self.attribute)?;
+        at = put_bytes(out, at, self.prefix.as_bytes());
+        at = put_bytes(out, at, self.attribute.as_bytes());
         if let Some(index) = self.index {
-            push_decimal(buf, u32::from(index))?;
+            at = put_decimal(out, at, u32::from(index));
         }
-        Ok(buf.push('\0')?)
-    }
-}
-
-/// Room for the longest `subsystem` path of a character device and its NUL:
-/// `/sys/dev/char/4294967295:4294967295/subsystem` is 45 bytes.
-pub(crate) type CharSubsystemBuffer = [u8; 48];
-
-impl SysfsPath {
-    /// `SysfsPath::char_subsystem(device).as_c_str(…)`, written straight into a byte array:
-    /// every `from_fd` of a character device formats this path, and the general formatter
-    /// costs several times as much (benches/compare; the unit tests check the bytes are the
-    /// same for every kind of device number).
-    pub(crate) fn char_subsystem_c_str(
-        device: DeviceNumber,
-        buf: &mut CharSubsystemBuffer,
-    ) -> Result<&CStr, Errno> {
-        const PREFIX: &[u8] = b"/sys/dev/char/";
-        const SUFFIX: &[u8] = b"/subsystem\0";
-        let mut at = put_bytes(buf, 0, PREFIX);
-        at = put_decimal(buf, at, device.major());
-        at = put_bytes(buf, at, b":");
-        at = put_decimal(buf, at, device.minor());
-        at = put_bytes(buf, at, SUFFIX);
-        buf.get(..at)
+        at = put_bytes(out, at, b"\0");
+        // A piece that did not fit was not written, and `at` is then past the end.
+        out.get(..at)
             .and_then(|bytes| CStr::from_bytes_with_nul(bytes).ok())
             .ok_or(Errno::ENAMETOOLONG)
     }
@@ -265,30 +251,12 @@ pub(crate) fn put_decimal(buf: &mut [u8], at: usize, value: u32) -> usize {
     at + digits
 }
 
-/// A path that does not fit its [`PathBuffer`].
-struct DoesNotFit;
-
-impl From<heapless::CapacityError> for DoesNotFit {
-    fn from(_: heapless::CapacityError) -> DoesNotFit {
-        DoesNotFit
-    }
-}
-
-/// Appends `major:minor`, as [`DeviceNumber`]'s `Display` prints it.
-fn push_device(buf: &mut PathBuffer, device: DeviceNumber) -> Result<(), DoesNotFit> {
-    push_decimal(buf, device.major())?;
-    buf.push(':')?;
-    push_decimal(buf, device.minor())
-}
-
-/// Appends `value` in decimal, as `u32`'s `Display` prints it.
-fn push_decimal(buf: &mut PathBuffer, value: u32) -> Result<(), DoesNotFit> {
-    let mut digits = [0u8; 10];
-    let end = put_decimal(&mut digits, 0, value);
-    for &digit in digits.get(..end).unwrap_or_default() {
-        buf.push(char::from(digit))?;
-    }
-    Ok(())
+/// Writes `major:minor` into `buf` at `at`, as [`DeviceNumber`]'s `Display` prints it;
+/// returns where it ends.
+pub(crate) fn put_device(buf: &mut [u8], at: usize, device: DeviceNumber) -> usize {
+    let at = put_decimal(buf, at, device.major());
+    let at = put_bytes(buf, at, b":");
+    put_decimal(buf, at, device.minor())
 }
 
 impl fmt::Display for SysfsPath {
@@ -535,16 +503,25 @@ impl SysfsText {
 }
 
 impl SysfsText {
-    /// Whether `Display` prints the text unchanged: printable ASCII that `escape_ascii`
-    /// leaves alone (no `\\`, `'` or `"`), not cut. Real names (`mem`, `nmem0`) are.
-    pub(crate) fn is_plain(&self) -> bool {
-        !self.truncated && self.bytes.iter().all(is_plain_byte)
+    /// Writes the text into `buf` at `at` as `Display` prints it (escaped, `...` after a
+    /// cut); returns where it ends.
+    pub(crate) fn put_escaped(&self, buf: &mut [u8], at: usize) -> usize {
+        let plain =
+            |byte: &u8| matches!(byte, b' '..=b'~') && !matches!(byte, b'\\' | b'\'' | b'"');
+        let at = if self.bytes.iter().all(plain) {
+            // What `escape_ascii` leaves as it is (real names: `mem`, `nmem0`), in one copy.
+            put_bytes(buf, at, &self.bytes)
+        } else {
+            self.bytes
+                .escape_ascii()
+                .fold(at, |at, byte| put_bytes(buf, at, &[byte]))
+        };
+        if self.truncated {
+            put_bytes(buf, at, b"...")
+        } else {
+            at
+        }
     }
-}
-
-/// Printable ASCII that `escape_ascii` writes as itself.
-fn is_plain_byte(byte: &u8) -> bool {
-    matches!(byte, b' '..=b'~') && !matches!(byte, b'\\' | b'\'' | b'"')
 }
 
 impl fmt::Display for SysfsText {
@@ -610,7 +587,8 @@ mod tests {
     }
 
     /// `as_c_str` writes without `core::fmt`: the same bytes as `Display`, for every kind of
-    /// root, number of steps up, prefix and index, and the extreme device numbers.
+    /// root (names that need escaping and cut ones too), number of steps up, prefix and
+    /// index, and the extreme device numbers; into one buffer, reused.
     #[test]
     fn c_paths_are_the_displayed_paths() {
         let devices = [
@@ -651,21 +629,6 @@ mod tests {
             }
         }
         assert_eq!(checked, roots.len() * 4 * 3 * 6);
-        for device in devices {
-            let mut small = [0xffu8; 48];
-            let path = SysfsPath::char_subsystem(device);
-            assert_eq!(
-                SysfsPath::char_subsystem_c_str(device, &mut small),
-                path.as_c_str(&mut buf),
-                "{device}"
-            );
-        }
-        let mut small = [0u8; 48];
-        assert_eq!(
-            SysfsPath::char_subsystem_c_str(DeviceNumber::from_raw(u64::MAX), &mut small)
-                .map(|c| c.to_bytes().len()),
-            Ok(45)
-        );
     }
 
     /// Device numbers and names print as `core::fmt` would, ignoring the formatter's flags.
