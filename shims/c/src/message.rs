@@ -1,63 +1,119 @@
 //! The calling thread's last error message, for `pmem2_errormsg()`.
 //!
-//! A fixed, NUL-terminated buffer per thread: setting a message allocates nothing, and the
+//! A fixed, NUL-terminated buffer per thread: recording a failure allocates nothing, and the
 //! pointer handed to C stays valid for the life of the thread (its contents change on the
 //! thread's next failure, as with libpmem2).
+//!
+//! The text is written when someone can see it. Until the thread first asks for the pointer,
+//! nobody can hold it, so a failure is kept as a value and its text written by
+//! `pmem2_errormsg()`: a thread that never reads its messages never pays for formatting them.
+//! Once the pointer is out, the caller may keep it and read it after a later failure, so from
+//! then on every failure writes its text at once, in place, as libpmem2 does.
 
 use std::cell::RefCell;
 use std::ffi::c_char;
 use std::fmt::{self, Write};
 
+use crate::Failure;
+
 /// Bytes per message, NUL included; longer messages are cut.
 pub(crate) const CAPACITY: usize = 1024;
 
-thread_local! {
-    static LAST_MESSAGE: RefCell<[u8; CAPACITY]> = const { RefCell::new([0; CAPACITY]) };
+/// One thread's message. `repr(C)` with `text` first: a pointer to the whole is a pointer to
+/// the text, which is how C gets it without `unsafe` here.
+#[repr(C)]
+struct LastMessage {
+    text: [u8; CAPACITY],
+    /// The last failure, when its text is not in `text` yet (only before `pointer_given`).
+    unwritten: Option<Failure>,
+    /// `pmem2_errormsg()` has handed out `text`'s address on this thread.
+    pointer_given: bool,
 }
 
-/// Replaces the calling thread's message with `message`, cut to fit.
-pub(crate) fn set(message: &dyn fmt::Display) {
-    set_bytes(|room| {
+impl LastMessage {
+    /// Replaces `text` with `failure`'s message, cut to fit.
+    fn write(&mut self, failure: &Failure) {
+        match failure {
+            Failure::Core(err) => self.write_core(err),
+            _ => self.write_formatted(failure),
+        }
+    }
+
+    /// [`write`](Self::write) for an error of the core: the common failures of `from_fd`
+    /// without `core::fmt` (`Error::write_message`), the others formatted.
+    fn write_core(&mut self, err: &pmem2_source::Error) {
+        let (room, _) = self.text.split_at_mut(CAPACITY - 1);
+        match err.write_message(room) {
+            Some(len) if len < CAPACITY => self.text[len] = 0,
+            _ => self.write_formatted(err),
+        }
+    }
+
+    fn write_formatted(&mut self, message: &dyn fmt::Display) {
+        let (room, _) = self.text.split_at_mut(CAPACITY - 1);
         let mut writer = Truncating {
             buffer: room,
             len: 0,
         };
         let _ = write!(writer, "{message}");
-        Some(writer.len)
+        let len = writer.len;
+        self.text[len] = 0;
+    }
+}
+
+thread_local! {
+    static LAST_MESSAGE: RefCell<LastMessage> = const {
+        RefCell::new(LastMessage {
+            text: [0; CAPACITY],
+            unwritten: None,
+            pointer_given: false,
+        })
+    };
+}
+
+/// Makes `failure` the calling thread's last message.
+pub(crate) fn record(failure: Failure) {
+    // try_with/try_borrow_mut: during thread teardown, or if formatting a message somehow
+    // re-entered here, keep the old message rather than panic across the C boundary.
+    let _ = LAST_MESSAGE.try_with(|cell| {
+        let Ok(mut last) = cell.try_borrow_mut() else {
+            return;
+        };
+        if last.pointer_given {
+            last.write(&failure);
+        } else {
+            last.unwritten = Some(failure);
+        }
     });
 }
 
-/// Replaces the calling thread's message with the bytes `write` puts at the start of the
-/// buffer it is given (room for the message, the NUL aside), returning their length. If it
-/// returns `None`, the message is left empty and this returns `false`: call [`set`] then.
-/// Without `core::fmt` in between, for `pmem2_source::Error::write_message`.
-pub(crate) fn set_bytes(write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
-    // try_with/try_borrow_mut: during thread teardown, or if formatting a message somehow
-    // re-entered here, keep the old message rather than panic across the C boundary.
-    LAST_MESSAGE
-        .try_with(|cell| {
-            let Ok(mut buffer) = cell.try_borrow_mut() else {
-                return false;
-            };
-            let (room, _) = buffer.split_at_mut(CAPACITY - 1);
-            match write(room) {
-                Some(len) if len < CAPACITY => {
-                    buffer[len] = 0;
-                    true
-                }
-                _ => {
-                    buffer[0] = 0;
-                    false
-                }
-            }
-        })
-        .unwrap_or(false)
+/// [`record`] for an error of the core, copied field by field.
+pub(crate) fn record_core(err: &pmem2_source::Error) {
+    let _ = LAST_MESSAGE.try_with(|cell| {
+        let Ok(mut last) = cell.try_borrow_mut() else {
+            return;
+        };
+        if last.pointer_given {
+            last.write_core(err);
+        } else {
+            last.unwritten = Some(Failure::Core(err.clone()));
+        }
+    });
 }
 
-/// The calling thread's message as a C string ("" before the first failure).
+/// The calling thread's message as a C string ("" before the first failure), its text written
+/// first if it was not yet. From here on the thread's failures write their text at once.
 pub(crate) fn as_ptr() -> *const c_char {
     LAST_MESSAGE
-        .try_with(|cell| cell.as_ptr().cast::<c_char>().cast_const())
+        .try_with(|cell| {
+            if let Ok(mut last) = cell.try_borrow_mut() {
+                if let Some(failure) = last.unwritten.take() {
+                    last.write(&failure);
+                }
+                last.pointer_given = true;
+            }
+            cell.as_ptr().cast::<c_char>().cast_const()
+        })
         .unwrap_or(c"".as_ptr())
 }
 
@@ -81,6 +137,8 @@ impl Write for Truncating<'_> {
 mod tests {
     use std::ffi::CStr;
 
+    use pmem2_source::{Errno, Error};
+
     use super::*;
 
     fn current() -> String {
@@ -90,48 +148,80 @@ mod tests {
             .into_owned()
     }
 
+    /// Each test runs on a thread of its own (libtest), so starts with the pointer not given.
+    fn pointer_given() -> bool {
+        LAST_MESSAGE.with(|cell| cell.borrow().pointer_given)
+    }
+
+    fn null_argument(function: &'static str) -> Failure {
+        Failure::NullArgument {
+            function,
+            argument: "src",
+        }
+    }
+
     #[test]
-    fn empty_until_set_then_replaced() {
-        assert_eq!(current(), "");
-        set(&"first");
-        assert_eq!(current(), "first");
-        set(&format_args!("second {}", 2));
-        assert_eq!(current(), "second 2");
-        assert!(set_bytes(|buf| {
-            buf[..5].copy_from_slice(b"third");
-            Some(5)
+    fn the_last_failure_before_the_first_read_is_the_one_written() {
+        assert!(!pointer_given());
+        record(null_argument("first"));
+        record(Failure::Core(Error::Fcntl {
+            errno: Errno::EBADF,
         }));
-        assert_eq!(current(), "third");
-        // Declined, after writing: no half-written message is left.
-        assert!(!set_bytes(|buf| {
-            buf[..3].copy_from_slice(b"xyz");
-            None
-        }));
+        // Nothing written yet: the text appears when asked for.
+        LAST_MESSAGE.with(|cell| assert_eq!(cell.borrow().text[0], 0));
+        assert_eq!(current(), "fcntl: Bad file descriptor");
+        assert!(pointer_given());
+    }
+
+    #[test]
+    fn empty_until_a_failure_then_replaced() {
         assert_eq!(current(), "");
-        // A length past the room is declined too.
-        assert!(!set_bytes(|_| Some(CAPACITY)));
-        assert_eq!(current(), "");
+        record(null_argument("first"));
+        assert_eq!(current(), "first: src must not be NULL");
+        record(Failure::Core(Error::Directory));
+        assert_eq!(current(), Error::Directory.to_string());
+        record(Failure::AllocatorFixed);
+        assert!(current().starts_with("pmem2_source_set_funcs: the allocator is already fixed"));
+    }
+
+    #[test]
+    fn a_held_pointer_shows_later_failures() {
+        record(null_argument("before"));
+        let held = as_ptr();
+        let read = || {
+            // SAFETY: `held` is this thread's NUL-terminated buffer, live while the thread is.
+            unsafe { CStr::from_ptr(held) }.to_str().unwrap().to_owned()
+        };
+        assert_eq!(read(), "before: src must not be NULL");
+        // Written at once now, without another pmem2_errormsg() call.
+        record(Failure::Core(Error::WriteOnly));
+        assert_eq!(read(), Error::WriteOnly.to_string());
+        record(null_argument("after"));
+        assert_eq!(read(), "after: src must not be NULL");
+        assert_eq!(as_ptr(), held);
     }
 
     #[test]
     fn long_messages_are_cut_and_terminated() {
-        let long = "x".repeat(CAPACITY * 2);
-        set(&long);
-        assert_eq!(current().len(), CAPACITY - 1);
-        set(&"short");
-        assert_eq!(current(), "short");
+        let long: &'static str = Box::leak("x".repeat(CAPACITY * 2).into_boxed_str());
+        record(null_argument(long));
+        assert_eq!(current(), "x".repeat(CAPACITY - 1));
+        record(null_argument("short"));
+        assert_eq!(current(), "short: src must not be NULL");
     }
 
     #[test]
     fn threads_have_their_own_message() {
-        set(&"main");
+        record(null_argument("main"));
+        assert_eq!(current(), "main: src must not be NULL");
         std::thread::spawn(|| {
+            assert!(!pointer_given());
             assert_eq!(current(), "");
-            set(&"other");
-            assert_eq!(current(), "other");
+            record(null_argument("other"));
+            assert_eq!(current(), "other: src must not be NULL");
         })
         .join()
         .expect("thread");
-        assert_eq!(current(), "main");
+        assert_eq!(current(), "main: src must not be NULL");
     }
 }

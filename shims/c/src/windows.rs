@@ -104,7 +104,7 @@ pub unsafe extern "C" fn pmem2_source_from_fd(src: *mut *mut Source, fd: c_int) 
     // SAFETY: `src` is passed on under the caller's guarantee.
     unsafe {
         create("pmem2_source_from_fd", src, || {
-            SourceBox::from_handle_in(&Windows, crt_handle(fd)?, CAlloc)
+            Source::from_handle_with(&Windows, crt_handle(fd)?)
         })
     }
 }
@@ -120,7 +120,7 @@ pub unsafe extern "C" fn pmem2_source_from_handle(src: *mut *mut Source, handle:
     // SAFETY: `src` is passed on under the caller's guarantee.
     unsafe {
         create("pmem2_source_from_handle", src, || {
-            SourceBox::from_handle_in(&Windows, handle, CAlloc)
+            Source::from_handle_with(&Windows, handle)
         })
     }
 }
