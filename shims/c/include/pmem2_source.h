@@ -178,7 +178,8 @@ int pmem2_source_pwrite_mcsafe(struct pmem2_source *src, void *buf, size_t size,
 	size_t offset);
 
 /* The calling thread's last error message ("" before the first failure). The text stays
- * until the thread's next failing call. */
+ * until the thread's next failing call; the pointer stays valid for the life of the thread,
+ * and a pointer kept from an earlier call shows the thread's later failures too. */
 const char *pmem2_errormsg(void);
 
 /* Prints "<format, printf-style>: <pmem2_errormsg()>\n" to stderr. */

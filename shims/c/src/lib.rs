@@ -712,11 +712,18 @@ mod tests {
         let mut src: *mut Source = null_mut();
         // SAFETY: `src` is a valid out-pointer.
         assert_eq!(unsafe { pmem2_source_from_anon(&mut src, 1) }, 0);
-        assert_eq!(read_held(), negative(-3), "success leaves the message alone");
+        assert_eq!(
+            read_held(),
+            negative(-3),
+            "success leaves the message alone"
+        );
         // SAFETY: `src` is live.
         assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
         // SAFETY: as above.
-        assert_eq!(unsafe { pmem2_source_from_fd(null_mut(), 0) }, -libc::EINVAL);
+        assert_eq!(
+            unsafe { pmem2_source_from_fd(null_mut(), 0) },
+            -libc::EINVAL
+        );
         assert_eq!(read_held(), "pmem2_source_from_fd: src must not be NULL");
     }
 
