@@ -210,7 +210,7 @@ fn rust_from_fd<'a>(fd: c_int, expected: c_int) -> Batch<'a> {
             // The answer is observed where it was returned (`black_box` of a reference), as a
             // caller's `match` would read it. `black_box` of the value itself copies all of
             // it, with loads wider than the stores that just wrote it, which cannot be
-            // forwarded: that copy alone cost up to 5 % of a failing call.
+            // forwarded: that copy alone cost up to 10 % of a failing call.
             black_box(&Source::from_fd(black_box(fd)));
         }
     })
