@@ -10,9 +10,8 @@
 use std::ffi::{c_int, c_void};
 
 use pmem2_source::sys::{INVALID_HANDLE_VALUE, Windows};
-use pmem2_source::{Errno, Error, Source, SourceBox};
+use pmem2_source::{Errno, Error, Source};
 
-use crate::allocator::CAlloc;
 use crate::{answer, create};
 
 /// A Win32 `HANDLE`.
