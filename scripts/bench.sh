@@ -10,7 +10,12 @@
 #       valgrind's callgrind (stable from run to run, unlike times; the kernel's work is not
 #       counted);
 #   scripts/bench.sh --criterion [CRITERION ARGS]
-#       the criterion benches of the Rust API (cargo bench --bench from_fd).
+#       the criterion benches of the Rust API (cargo bench --bench from_fd);
+#   scripts/bench.sh --layouts [--rounds N] [--batch-us N] [--cases slug,slug]
+#       the ratios to the floor under three code layouts: the library and the harness built
+#       with every function aligned to 16, 32 and 64 bytes (target/layout-*). A few ns of a
+#       failing call move with where its instructions fall across 64-byte lines; a ratio
+#       that holds under all three does not depend on one build's luck.
 #
 # Needs Debian's libpmem2 (package libpmem2; the table leaves its columns empty without it) and,
 # for --callgrind, valgrind. Timings on a shared machine are only as good as its load: the
@@ -24,20 +29,52 @@ mode=table
 case "${1:-}" in
   --callgrind) mode=callgrind; shift ;;
   --criterion) mode=criterion; shift ;;
+  --layouts) mode=layouts; shift ;;
 esac
 
 if [ "$mode" = criterion ]; then
   exec cargo bench --locked -p pmem2-source-benches --bench from_fd -- "$@"
 fi
 
-cargo build --locked --release --quiet -p pmem2-source-capi
-export PMEM2_SOURCE_SO="$PWD/target/release/libpmem2_source.so"
-compare=$(cargo bench --locked -p pmem2-source-benches --bench compare --no-run 2>&1 |
-  sed -n 's/.*Executable .*(\(.*compare-[0-9a-f]*\))$/\1/p' | tail -n 1)
-if [ ! -x "$compare" ]; then
-  echo "bench.sh: cannot find the compare bench executable" >&2
-  exit 1
+# Builds the C library and the harness (in target directory $1 when given); sets $compare and
+# exports PMEM2_SOURCE_SO.
+build() {
+  local dir=${1:-target}
+  cargo build --locked --release --quiet -p pmem2-source-capi --target-dir "$dir"
+  export PMEM2_SOURCE_SO="$PWD/$dir/release/libpmem2_source.so"
+  compare=$(cargo bench --locked -p pmem2-source-benches --bench compare --no-run \
+    --target-dir "$dir" 2>&1 | sed -n 's/.*Executable .*(\(.*compare-[0-9a-f]*\))$/\1/p' |
+    tail -n 1)
+  if [ ! -x "$compare" ]; then
+    echo "bench.sh: cannot find the compare bench executable" >&2
+    exit 1
+  fi
+}
+
+if [ "$mode" = layouts ]; then
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+  echo "Measured $(date '+%Y-%m-%d %H:%M %Z'), load average $(cut -d' ' -f1-3 /proc/loadavg)" \
+    "before the run; one table per layout, each with its own floor."
+  for bytes in 16 32 64; do
+    log2=$(awk -v b="$bytes" 'BEGIN { print log(b) / log(2) }')
+    RUSTFLAGS="-C llvm-args=-align-all-functions=$log2" build "target/layout-$bytes"
+    # The first table's rows: call, on, and the C ABI and Rust ratios to the floor.
+    "$compare" "$@" 2>/dev/null | awk -F' [|] ' '/^[|] `/ && !seen[$1 $2]++ {
+      print $1 " | " $2 "\t" $(NF - 3) "\t" $(NF - 2) }' >"$out/$bytes"
+    [ -s "$out/$bytes" ] || { echo "bench.sh: no table from the $bytes-byte layout" >&2; exit 1; }
+  done
+  echo
+  echo "| call | on | C ABI / floor: 16 / 32 / 64-byte functions | Rust / floor: 16 / 32 / 64 |"
+  echo "|---|---|---|---|"
+  paste "$out/16" "$out/32" "$out/64" | awk -F'\t' '{
+    printf "%s | %s / %s / %s | %s / %s / %s |\n", $1, $2, $5, $8, $3, $6, $9 }'
+  echo
+  echo "Load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+  exit 0
 fi
+
+build
 
 if [ "$mode" = callgrind ]; then
   calls="${1:-10000}"
