@@ -132,8 +132,8 @@ fn call(function: &'static str, body: impl FnOnce() -> Result<(), Failure>) -> c
     }
 }
 
-/// Records `failure` as the thread's message and returns its code. Out of line, so that the success path of
-/// every function stays as small as it was without it (benches/compare).
+/// Records `failure` as the thread's message and returns its code. Out of line, so that the
+/// success path of every function stays as small as it was without it (benches/compare).
 #[cold]
 #[inline(never)]
 fn fail(failure: Failure) -> c_int {
@@ -142,10 +142,10 @@ fn fail(failure: Failure) -> c_int {
     code
 }
 
-/// [`fail`] for an error of the core, read where the core put it. Moving the whole error
-/// right after the core wrote it, field by field, costs more than the rest of a failing
-/// `from_fd` (wide loads of narrow stores that the CPU cannot forward): a copy of a closed
-/// descriptor's error took the C ABI from 1.03× to 1.2× the bare `fcntl` (benches/compare).
+/// [`fail`] for an error of the core, read where the core put it. The core writes an error
+/// field by field; moving the whole value right after reads it back with wide loads, which
+/// the CPU cannot forward from those narrow stores. The two moves this replaced cost a
+/// failing `from_fd` up to 8 % (O_WRONLY: 1.19× → 1.11× the bare `fcntl`; benches/compare).
 #[cold]
 #[inline(never)]
 fn fail_core(err: &pmem2_source::Error) -> c_int {

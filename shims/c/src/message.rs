@@ -87,7 +87,8 @@ pub(crate) fn record(failure: Failure) {
     });
 }
 
-/// [`record`] for an error of the core, copied field by field.
+/// [`record`] for an error of the core, read where the core put it: cloned, which reads its
+/// fields one by one, rather than moved whole (see `fail_core`).
 pub(crate) fn record_core(err: &pmem2_source::Error) {
     let _ = LAST_MESSAGE.try_with(|cell| {
         let Ok(mut last) = cell.try_borrow_mut() else {
