@@ -17,6 +17,10 @@
 #       failing call move with where its instructions fall across 64-byte lines; a ratio
 #       that holds under all three does not depend on one build's luck.
 #
+# The table measures the C library as scripts/install-capi.sh builds it (scripts/build-capi.sh:
+# functions aligned to 64 bytes on x86_64) and the Rust API with the default codegen a crate
+# that depends on it gets.
+#
 # Needs Debian's libpmem2 (package libpmem2; the table leaves its columns empty without it) and,
 # for --callgrind, valgrind. Timings on a shared machine are only as good as its load: the
 # script says so when the 1-minute load average is 1 or more.
@@ -36,15 +40,16 @@ if [ "$mode" = criterion ]; then
   exec cargo bench --locked -p pmem2-source-benches --bench from_fd -- "$@"
 fi
 
-# Builds the C library and the harness (in target directory $1 when given); sets $compare and
-# exports PMEM2_SOURCE_SO.
+# Builds the C library as it is installed (scripts/build-capi.sh, functions aligned to
+# FUNCTION_ALIGNMENT bytes) and the harness (with HARNESS_RUSTFLAGS), in target directory $1
+# when given; sets $compare and exports PMEM2_SOURCE_SO.
 build() {
   local dir=${1:-target}
-  cargo build --locked --release --quiet -p pmem2-source-capi --target-dir "$dir"
+  ./scripts/build-capi.sh --quiet --target-dir "$dir"
   export PMEM2_SOURCE_SO="$PWD/$dir/release/libpmem2_source.so"
-  compare=$(cargo bench --locked -p pmem2-source-benches --bench compare --no-run \
-    --target-dir "$dir" 2>&1 | sed -n 's/.*Executable .*(\(.*compare-[0-9a-f]*\))$/\1/p' |
-    tail -n 1)
+  compare=$(RUSTFLAGS=${HARNESS_RUSTFLAGS:-} cargo bench --locked -p pmem2-source-benches \
+    --bench compare --no-run --target-dir "$dir" 2>&1 |
+    sed -n 's/.*Executable .*(\(.*compare-[0-9a-f]*\))$/\1/p' | tail -n 1)
   if [ ! -x "$compare" ]; then
     echo "bench.sh: cannot find the compare bench executable" >&2
     exit 1
@@ -58,7 +63,8 @@ if [ "$mode" = layouts ]; then
     "before the run; one table per layout, each with its own floor."
   for bytes in 16 32 64; do
     log2=$(awk -v b="$bytes" 'BEGIN { print log(b) / log(2) }')
-    RUSTFLAGS="-C llvm-args=-align-all-functions=$log2" build "target/layout-$bytes"
+    FUNCTION_ALIGNMENT=$bytes HARNESS_RUSTFLAGS="-C llvm-args=-align-all-functions=$log2" \
+      build "target/layout-$bytes"
     # The first table's rows: call, on, and the C ABI and Rust ratios to the floor.
     "$compare" "$@" 2>/dev/null | awk -F' [|] ' '/^[|] `/ && !seen[$1 $2]++ {
       print $1 " | " $2 "\t" $(NF - 3) "\t" $(NF - 2) }' >"$out/$bytes"

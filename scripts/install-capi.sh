@@ -63,8 +63,13 @@ target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cargo=${CARGO:-cargo}
 
 if [ "$build" = 1 ]; then
-	"$cargo" build ${profile_flag[@]+"${profile_flag[@]}"} --locked \
-		--manifest-path "$repo/Cargo.toml" -p pmem2-source-capi --lib
+	if [ "$profile" = release ]; then
+		# The release library's own codegen (64-byte function alignment): see build-capi.sh.
+		CARGO_TARGET_DIR=$target_dir "$repo/scripts/build-capi.sh"
+	else
+		"$cargo" build ${profile_flag[@]+"${profile_flag[@]}"} --locked \
+			--manifest-path "$repo/Cargo.toml" -p pmem2-source-capi --lib
+	fi
 fi
 
 # The package version, from Cargo (e.g. "path+file:///…/shims/c#pmem2-source-capi@0.1.0").
