@@ -1305,27 +1305,12 @@ impl Run {
             return;
         }
         match now {
-            Now::Anon => {
-                assert_eq!(
-                    (ours.code, theirs.code),
-                    (SOURCE_TYPE_NOT_SUPPORTED, SOURCE_TYPE_NOT_SUPPORTED),
-                    "{what}"
-                );
-                check_messages(
-                    &what,
-                    ours.code,
-                    &ours.message,
-                    theirs.code,
-                    &theirs.message,
-                    false,
-                );
-            }
-            Now::Closed => {
-                assert_eq!(
-                    (ours.code, theirs.code),
-                    (INVALID_FILE_HANDLE, INVALID_FILE_HANDLE),
-                    "{what}"
-                );
+            Now::Anon | Now::Closed => {
+                let want = match now {
+                    Now::Anon => SOURCE_TYPE_NOT_SUPPORTED,
+                    _ => INVALID_FILE_HANDLE,
+                };
+                assert_eq!((ours.code, theirs.code), (want, want), "{what}");
                 check_messages(
                     &what,
                     ours.code,

@@ -71,34 +71,31 @@ thread_local! {
     };
 }
 
+/// Runs `update` on the calling thread's message. During thread teardown, or if formatting a
+/// message somehow re-entered here, it does not run: the old message stays rather than a panic
+/// crossing the C boundary.
+fn update(update: impl FnOnce(&mut LastMessage)) {
+    let _ = LAST_MESSAGE.try_with(|cell| {
+        if let Ok(mut last) = cell.try_borrow_mut() {
+            update(&mut last);
+        }
+    });
+}
+
 /// Makes `failure` the calling thread's last message.
 pub(crate) fn record(failure: Failure) {
-    // try_with/try_borrow_mut: during thread teardown, or if formatting a message somehow
-    // re-entered here, keep the old message rather than panic across the C boundary.
-    let _ = LAST_MESSAGE.try_with(|cell| {
-        let Ok(mut last) = cell.try_borrow_mut() else {
-            return;
-        };
-        if last.pointer_given {
-            last.write(&failure);
-        } else {
-            last.unwritten = Some(failure);
-        }
+    update(|last| match last.pointer_given {
+        true => last.write(&failure),
+        false => last.unwritten = Some(failure),
     });
 }
 
 /// [`record`] for an error of the core, read where the core put it: cloned, which reads its
 /// fields one by one, rather than moved whole (see `fail_core`).
 pub(crate) fn record_core(err: &pmem2_source::Error) {
-    let _ = LAST_MESSAGE.try_with(|cell| {
-        let Ok(mut last) = cell.try_borrow_mut() else {
-            return;
-        };
-        if last.pointer_given {
-            last.write_core(err);
-        } else {
-            last.unwritten = Some(Failure::Core(err.clone()));
-        }
+    update(|last| match last.pointer_given {
+        true => last.write_core(err),
+        false => last.unwritten = Some(Failure::Core(err.clone())),
     });
 }
 
