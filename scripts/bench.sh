@@ -17,6 +17,11 @@
 #       failing call move with where its instructions fall across 64-byte lines; a ratio
 #       that holds under all three does not depend on one build's luck.
 #
+# Beside them, the table times benches/c/minimal_source.c: the least a C-ABI from_fd can do
+# (the same syscalls, its own frame, malloc/free, the error code in a thread-local), built by
+# benches/build.rs with the default and with the initial-exec TLS model; a second table sets
+# ours against it.
+#
 # The table measures the C library as scripts/install-capi.sh builds it (scripts/build-capi.sh:
 # functions aligned to 64 bytes on x86_64) and the Rust API with the default codegen a crate
 # that depends on it gets.
@@ -87,12 +92,12 @@ if [ "$mode" = callgrind ]; then
   command -v valgrind >/dev/null || { echo "bench.sh: --callgrind needs valgrind" >&2; exit 1; }
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
-  echo "| case | floor | ours, C ABI | ours, Rust | libpmem2 |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| case | floor | ours, C ABI | ours, Rust | libpmem2 | minimal C |"
+  echo "|---|---:|---:|---:|---:|---:|"
   for case in regular dev-null closed write-only directory size-regular align-regular \
     fake-dax size-fake-dax align-fake-dax; do
     row="| $case |"
-    for who in floor c rust libpmem2; do
+    for who in floor c rust libpmem2 minimal; do
       if valgrind --tool=callgrind --callgrind-out-file="$out/cg" --collect-atstart=no \
         --toggle-collect='*callgrind_batch*' "$compare" --callgrind "$case" "$who" "$calls" \
         >"$out/log" 2>&1; then
@@ -111,7 +116,7 @@ if [ "$mode" = callgrind ]; then
   echo
   echo "Instructions per call in user space (valgrind $(valgrind --version | sed 's/valgrind-//'), \
 $calls calls each); — where the contender does not exist for the case (libpmem2 on the fake \
-Device DAX queries) or the fake Device DAX needs root."
+Device DAX queries, the minimal C function outside from_fd) or the fake Device DAX needs root."
   exit 0
 fi
 

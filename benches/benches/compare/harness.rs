@@ -32,10 +32,22 @@ enum Who {
     OursC,
     OursRust,
     Libpmem2,
+    /// `benches/c/minimal_source.c`: the least a C-ABI `from_fd` can do, with a default
+    /// (`__tls_get_addr`) thread-local for its error.
+    MinimalC,
+    /// The same with an initial-exec thread-local.
+    MinimalCStaticTls,
 }
 
 impl Who {
-    const ALL: [Who; 4] = [Who::Floor, Who::OursC, Who::OursRust, Who::Libpmem2];
+    const ALL: [Who; 6] = [
+        Who::Floor,
+        Who::OursC,
+        Who::OursRust,
+        Who::Libpmem2,
+        Who::MinimalC,
+        Who::MinimalCStaticTls,
+    ];
 
     fn slug(self) -> &'static str {
         match self {
@@ -43,6 +55,8 @@ impl Who {
             Who::OursC => "c",
             Who::OursRust => "rust",
             Who::Libpmem2 => "libpmem2",
+            Who::MinimalC => "minimal",
+            Who::MinimalCStaticTls => "minimal-static-tls",
         }
     }
 }
@@ -99,7 +113,7 @@ struct Options {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: compare [--rounds N] [--batch-us N] [--cases slug,slug] \
-         [--callgrind CASE floor|c|rust|libpmem2 CALLS]"
+         [--callgrind CASE floor|c|rust|libpmem2|minimal|minimal-static-tls CALLS]"
     );
     std::process::exit(2)
 }
@@ -148,11 +162,46 @@ fn parse_options() -> Options {
     options
 }
 
-/// Both libraries, loaded with dlopen side by side.
+/// Both libraries and the two builds of the minimal C `from_fd`, loaded with dlopen side by
+/// side.
 struct Apis {
     ours: SourceApi,
     reference: Option<SourceApi>,
+    minimal: MinimalApi,
+    minimal_static_tls: MinimalApi,
     _libraries: Vec<Library>,
+}
+
+/// `benches/c/minimal_source.c` as built by `benches/build.rs`.
+#[derive(Clone, Copy)]
+struct MinimalApi {
+    from_fd: support::FromFd,
+    delete: support::Delete,
+    last_error: unsafe extern "C" fn() -> c_int,
+}
+
+impl MinimalApi {
+    fn load(library: &Library) -> MinimalApi {
+        // Each type is the prototype in minimal_source.c (whose `struct minimal_source` is
+        // opaque here, like `Src`).
+        MinimalApi {
+            // SAFETY: see above.
+            from_fd: unsafe { library.get(c"minimal_source_from_fd") },
+            // SAFETY: see above.
+            delete: unsafe { library.get(c"minimal_source_delete") },
+            // SAFETY: see above.
+            last_error: unsafe { library.get(c"minimal_source_last_error") },
+        }
+    }
+}
+
+/// Loads one build of the minimal C `from_fd` from the build script's output.
+fn load_minimal(file: &str, libraries: &mut Vec<Library>) -> MinimalApi {
+    let path = format!("{}/{file}", env!("OUT_DIR"));
+    let library = Library::open(&path).unwrap_or_else(|e| panic!("loading {file}: {e}"));
+    let api = MinimalApi::load(&library);
+    libraries.push(library);
+    api
 }
 
 fn load_libraries() -> Apis {
@@ -172,9 +221,13 @@ fn load_libraries() -> Apis {
             None
         }
     };
+    let minimal = load_minimal("libminimal_source.so", &mut libraries);
+    let minimal_static_tls = load_minimal("libminimal_source_static_tls.so", &mut libraries);
     Apis {
         ours,
         reference,
+        minimal,
+        minimal_static_tls,
         _libraries: libraries,
     }
 }
@@ -187,14 +240,39 @@ fn c_from_fd<'a>(api: SourceApi, fd: c_int, expected: c_int) -> Batch<'a> {
     assert_eq!(code, expected, "{}: from_fd({fd})", api.name);
     // SAFETY: `src` is NULL or the live source just made, given up here.
     unsafe { api.source_delete(&mut src) };
+    timed_c_from_fd(api.from_fd, api.delete, fd)
+}
+
+/// The minimal C `from_fd` (see `Who::MinimalC`), after checking it answers `expected` and,
+/// on failure, records it as the thread's last error.
+fn minimal_from_fd<'a>(api: MinimalApi, fd: c_int, expected: c_int) -> Batch<'a> {
+    let mut src: *mut Src = null_mut();
+    // SAFETY: `src` is valid for writes; any fd number is accepted.
+    let code = unsafe { (api.from_fd)(&mut src, fd) };
+    assert_eq!(code, expected, "minimal C: from_fd({fd})");
+    if code == 0 {
+        assert!(!src.is_null(), "minimal C: from_fd({fd}) made no source");
+        // SAFETY: `src` is the live source just made, given up here.
+        unsafe { (api.delete)(&mut src) };
+    } else {
+        assert!(src.is_null(), "minimal C: from_fd({fd}) left *src set");
+        // SAFETY: takes no arguments and reads this thread's variable.
+        assert_eq!(unsafe { (api.last_error)() }, code, "minimal C: last error");
+    }
+    timed_c_from_fd(api.from_fd, api.delete, fd)
+}
+
+/// The timed loop of a C-ABI `from_fd` + `delete` on success.
+fn timed_c_from_fd<'a>(from_fd: support::FromFd, delete: support::Delete, fd: c_int) -> Batch<'a> {
+    let api = (from_fd, delete);
     Box::new(move |n| {
         for _ in 0..n {
             let mut src: *mut Src = null_mut();
             // SAFETY: `src` is valid for writes; any fd number is accepted.
-            let code = unsafe { (api.from_fd)(&mut src, black_box(fd)) };
+            let code = unsafe { (api.0)(&mut src, black_box(fd)) };
             if code == 0 {
                 // SAFETY: `src` is the live source just made, given up here.
-                unsafe { (api.delete)(&mut src) };
+                unsafe { (api.1)(&mut src) };
             }
             black_box(code);
         }
@@ -216,7 +294,8 @@ fn rust_from_fd<'a>(fd: c_int, expected: c_int) -> Batch<'a> {
     })
 }
 
-/// The contenders of a `from_fd` case: the floor, ours twice, and libpmem2 if loaded.
+/// The contenders of a `from_fd` case: the floor, ours twice, libpmem2 if loaded, and the
+/// minimal C `from_fd` twice.
 fn from_fd_contenders<'a>(
     apis: &Apis,
     fd: c_int,
@@ -231,6 +310,11 @@ fn from_fd_contenders<'a>(
     if let Some(reference) = apis.reference {
         contenders.push((Who::Libpmem2, c_from_fd(reference, fd, expected)));
     }
+    contenders.push((Who::MinimalC, minimal_from_fd(apis.minimal, fd, expected)));
+    contenders.push((
+        Who::MinimalCStaticTls,
+        minimal_from_fd(apis.minimal_static_tls, fd, expected),
+    ));
     contenders
 }
 
@@ -610,6 +694,56 @@ fn ratio(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_owned(), |v| format!("{v:.2}×"))
 }
 
+/// The 10th, 50th and 90th percentiles of the per-round ratios `a / b`.
+fn spread(m: &Measured, a: Who, b: Who) -> String {
+    match (m.samples(a), m.samples(b)) {
+        (Some(a), Some(b)) => {
+            let r = timing::paired_ratios(a, b);
+            format!(
+                "{:.2}–{:.2}–{:.2}",
+                timing::quantile(&r, 0.1),
+                timing::quantile(&r, 0.5),
+                timing::quantile(&r, 0.9)
+            )
+        }
+        _ => "—".to_owned(),
+    }
+}
+
+/// The `from_fd` rows again, against the minimal C `from_fd`: what a C-ABI function costs
+/// beyond the floor before any work of ours, and what ours costs beyond that.
+fn print_minimal_table(measured: &[Measured]) {
+    println!();
+    println!(
+        "The least a C-ABI `from_fd` can do (`benches/c/minimal_source.c`, loaded with dlopen \
+         like ours; its error code kept in a default or an initial-exec `__thread` variable):"
+    );
+    println!();
+    println!(
+        "| call | on | floor ns | minimal C ns | minimal C, initial-exec TLS ns | ours, C ABI ns \
+         | minimal C / floor | initial-exec / floor | C ABI / floor | C ABI / minimal C: 10th–50th–90th |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for m in measured
+        .iter()
+        .filter(|m| m.samples(Who::MinimalC).is_some())
+    {
+        println!(
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            m.call,
+            m.on,
+            ns(m.median(Who::Floor)),
+            ns(m.median(Who::MinimalC)),
+            ns(m.median(Who::MinimalCStaticTls)),
+            ns(m.median(Who::OursC)),
+            ratio(m.ratio(Who::MinimalC, Who::Floor)),
+            ratio(m.ratio(Who::MinimalCStaticTls, Who::Floor)),
+            ratio(m.ratio(Who::OursC, Who::Floor)),
+            spread(m, Who::OursC, Who::MinimalC),
+        );
+    }
+}
+
 fn print_tables(measured: &[Measured], options: &Options) {
     println!();
     println!(
@@ -637,6 +771,7 @@ fn print_tables(measured: &[Measured], options: &Options) {
             ratio(m.ratio(Who::Libpmem2, Who::OursC)),
         );
     }
+    print_minimal_table(measured);
     println!();
     println!(
         "Medians of {} interleaved rounds; ns per call. Spread of the per-round ratios \
@@ -647,18 +782,7 @@ fn print_tables(measured: &[Measured], options: &Options) {
     println!("| call | on | calls per batch | C ABI / floor | Rust / floor | libpmem2 / C ABI |");
     println!("|---|---|---:|---|---|---|");
     for m in measured {
-        let spread = |a: Who, b: Who| match (m.samples(a), m.samples(b)) {
-            (Some(a), Some(b)) => {
-                let r = timing::paired_ratios(a, b);
-                format!(
-                    "{:.2}–{:.2}–{:.2}",
-                    timing::quantile(&r, 0.1),
-                    timing::quantile(&r, 0.5),
-                    timing::quantile(&r, 0.9)
-                )
-            }
-            _ => "—".to_owned(),
-        };
+        let spread = |a: Who, b: Who| spread(m, a, b);
         println!(
             "| `{}` | {} | {} | {} | {} | {} |",
             m.call,

@@ -9,10 +9,14 @@
 //! - **ours, C ABI**: `pmem2_source_from_fd` (+ `pmem2_source_delete` on success) of our
 //!   `libpmem2_source.so`, loaded with `dlopen`;
 //! - **ours, Rust**: `Source::from_fd` by value (no allocation, no message);
-//! - **libpmem2**: Debian's `libpmem2.so.1`, loaded with `dlopen` beside ours.
+//! - **libpmem2**: Debian's `libpmem2.so.1`, loaded with `dlopen` beside ours;
+//! - **minimal C** (`from_fd` cases): `benches/c/minimal_source.c`, the least a C-ABI
+//!   `from_fd` can do (the floor's syscalls, its own call, `malloc`/`free`, the error code in a
+//!   `__thread` variable), built by `build.rs` twice, with the default and with the
+//!   initial-exec TLS model, and loaded with `dlopen` like ours.
 //!
-//! It prints the median ns per call of each and the ratios as a markdown table, then the
-//! spread of the per-round ratios. Cases: a regular file, `/dev/null`, a fake Device DAX (a
+//! It prints the median ns per call of each and the ratios as a markdown table, ours against
+//! the minimal C function in a second one, then the spread of the per-round ratios. Cases: a regular file, `/dev/null`, a fake Device DAX (a
 //! tmpfs over `/sys/dev/char` in a private mount namespace: root only), a closed descriptor,
 //! a write-only one, a directory; `size` and `alignment` on a regular file and on the fake
 //! Device DAX (ours only there: libpmem2 dies with SIGSEGV in libndctl).
