@@ -143,7 +143,7 @@ fn device_dax_check<S: Syscalls + ?Sized>(
     };
     let mut path_buffer = PathBuffer::new();
     let path = SysfsPath::char_subsystem(device)
-        .as_c_str(&mut path_buffer)
+        .write_c_str(&mut path_buffer)
         .map_err(unreadable)?;
     let mut target = [0u8; LINK_TARGET_CAPACITY];
     let len = sys.readlink(path, &mut target).map_err(unreadable)?;

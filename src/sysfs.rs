@@ -193,6 +193,14 @@ impl SysfsPath {
     /// `core::fmt`, which cost about five times the rest of a character device's `from_fd`,
     /// syscalls aside (benches/compare).
     pub fn as_c_str<'b>(&self, buf: &'b mut PathBuffer) -> Result<&'b CStr, Errno> {
+        self.write_c_str(buf)
+    }
+
+    /// [`as_c_str`](Self::as_c_str), inlined where the path is known but for its device
+    /// number (a character device's `subsystem` link, read by every `from_fd` of one): the
+    /// constant pieces fold into stores of known bytes.
+    #[inline(always)]
+    pub(crate) fn write_c_str<'b>(&self, buf: &'b mut PathBuffer) -> Result<&'b CStr, Errno> {
         let out = &mut buf.0;
         let mut at = match &self.root {
             SysfsRoot::CharDevice(device) => {
@@ -237,18 +245,28 @@ pub(crate) fn put_bytes(buf: &mut [u8], at: usize, bytes: &[u8]) -> usize {
 
 /// Writes `value` in decimal into `buf` at `at`; returns where the digits end.
 pub(crate) fn put_decimal(buf: &mut [u8], at: usize, value: u32) -> usize {
-    let mut digits = 1;
-    let mut rest = value / 10;
-    while rest != 0 {
-        digits += 1;
-        rest /= 10;
+    // The length by comparisons, then one range check for all the digits, written last first.
+    let digits = match value {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        10_000..=99_999 => 5,
+        100_000..=999_999 => 6,
+        1_000_000..=9_999_999 => 7,
+        10_000_000..=99_999_999 => 8,
+        100_000_000..=999_999_999 => 9,
+        _ => 10,
+    };
+    let end = at + digits;
+    if let Some(slots) = buf.get_mut(at..end) {
+        let mut rest = value;
+        for slot in slots.iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
     }
-    let mut rest = value;
-    for slot in buf.iter_mut().skip(at).take(digits).rev() {
-        *slot = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    at + digits
+    end
 }
 
 /// Writes `major:minor` into `buf` at `at`, as [`DeviceNumber`]'s `Display` prints it;
@@ -629,6 +647,32 @@ mod tests {
             }
         }
         assert_eq!(checked, roots.len() * 4 * 3 * 6);
+    }
+
+    /// `put_decimal` counts digits by comparisons: each side of every length boundary, and
+    /// the extremes, are written as `core::fmt` prints them, in place, after what is there.
+    #[test]
+    fn decimals_of_every_length() {
+        let mut values = std::vec![0u32, 1, u32::MAX, u32::MAX - 1];
+        let mut power = 1u32;
+        while let Some(next) = power.checked_mul(10) {
+            values.extend([next - 1, next, next + 1]);
+            power = next;
+        }
+        for value in values {
+            let mut buf = [b'#'; 16];
+            let end = put_decimal(&mut buf, 3, value);
+            let expected = std::format!("###{value}");
+            assert_eq!(&buf[..end], expected.as_bytes(), "{value}");
+            assert!(
+                buf[end..].iter().all(|&b| b == b'#'),
+                "{value}: wrote past the end"
+            );
+        }
+        // No room: nothing written, the end still reported (callers check it).
+        let mut short = [b'#'; 4];
+        assert_eq!(put_decimal(&mut short, 1, 12_345), 6);
+        assert_eq!(&short, b"####");
     }
 
     /// Device numbers and names print as `core::fmt` would, ignoring the formatter's flags.
