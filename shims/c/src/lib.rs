@@ -145,7 +145,8 @@ fn fail(failure: Failure) -> c_int {
 /// [`fail`] for an error of the core, read where the core put it. The core writes an error
 /// field by field; moving the whole value right after reads it back with wide loads, which
 /// the CPU cannot forward from those narrow stores. The two moves this replaced cost a
-/// failing `from_fd` up to 8 % (O_WRONLY: 1.19× → 1.11× the bare `fcntl`; benches/compare).
+/// failing `from_fd` up to 8 % (O_WRONLY: 1.19× → 1.11× the bare `fcntl`; benches/compare);
+/// `record_core` keeps the common failures as a `message::Brief` for the same reason.
 #[cold]
 #[inline(never)]
 fn fail_core(err: &pmem2_source::Error) -> c_int {

@@ -13,6 +13,9 @@
 use std::cell::RefCell;
 use std::ffi::c_char;
 use std::fmt::{self, Write};
+use std::mem;
+
+use pmem2_source::{Errno, Error};
 
 use crate::Failure;
 
@@ -25,47 +28,103 @@ pub(crate) const CAPACITY: usize = 1024;
 struct LastMessage {
     text: [u8; CAPACITY],
     /// The last failure, when its text is not in `text` yet (only before `pointer_given`).
-    unwritten: Option<Failure>,
+    unwritten: Unwritten,
     /// `pmem2_errormsg()` has handed out `text`'s address on this thread.
     pointer_given: bool,
 }
 
-impl LastMessage {
-    /// Replaces `text` with `failure`'s message, cut to fit.
-    fn write(&mut self, failure: &Failure) {
-        match failure {
-            Failure::Core(err) => self.write_core(err),
-            _ => self.write_formatted(failure),
-        }
+/// A failure whose text is not written yet.
+enum Unwritten {
+    Nothing,
+    /// A failure of `from_fd` that carries at most a number.
+    Brief(Brief),
+    Other(Failure),
+}
+
+/// The failures of `from_fd` that carry at most a number, as that number. Kept as a whole
+/// `Error`, they were copied all 104 bytes at once, with loads wider than the stores that had
+/// just written them, which the CPU cannot forward: 3-5 ns of a failing
+/// `pmem2_source_from_fd` (measured against benches/c/minimal_source.c). A `Brief` is a tag
+/// and a number, read and written as such.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Brief {
+    NegativeFd(i32),
+    Fcntl(Errno),
+    WriteOnly,
+    NoAccessMode,
+    PathOnly,
+    Fstat(Errno),
+    Directory,
+    UnsupportedFileType(u32),
+}
+
+impl Brief {
+    fn of(err: &Error) -> Option<Brief> {
+        Some(match *err {
+            Error::NegativeFd { fd } => Brief::NegativeFd(fd),
+            Error::Fcntl { errno } => Brief::Fcntl(errno),
+            Error::WriteOnly => Brief::WriteOnly,
+            Error::NoAccessMode => Brief::NoAccessMode,
+            Error::PathOnly => Brief::PathOnly,
+            Error::Fstat { errno } => Brief::Fstat(errno),
+            Error::Directory => Brief::Directory,
+            Error::UnsupportedFileType { file_type_bits } => {
+                Brief::UnsupportedFileType(file_type_bits)
+            }
+            _ => return None,
+        })
     }
 
-    /// [`write`](Self::write) for an error of the core: the common failures of `from_fd`
-    /// without `core::fmt` (`Error::write_message`), the others formatted.
-    fn write_core(&mut self, err: &pmem2_source::Error) {
-        let (room, _) = self.text.split_at_mut(CAPACITY - 1);
-        match err.write_message(room) {
-            Some(len) if len < CAPACITY => self.text[len] = 0,
-            _ => self.write_formatted(err),
+    fn error(self) -> Error {
+        match self {
+            Brief::NegativeFd(fd) => Error::NegativeFd { fd },
+            Brief::Fcntl(errno) => Error::Fcntl { errno },
+            Brief::WriteOnly => Error::WriteOnly,
+            Brief::NoAccessMode => Error::NoAccessMode,
+            Brief::PathOnly => Error::PathOnly,
+            Brief::Fstat(errno) => Error::Fstat { errno },
+            Brief::Directory => Error::Directory,
+            Brief::UnsupportedFileType(file_type_bits) => {
+                Error::UnsupportedFileType { file_type_bits }
+            }
         }
     }
+}
 
-    fn write_formatted(&mut self, message: &dyn fmt::Display) {
-        let (room, _) = self.text.split_at_mut(CAPACITY - 1);
-        let mut writer = Truncating {
-            buffer: room,
-            len: 0,
-        };
-        let _ = write!(writer, "{message}");
-        let len = writer.len;
-        self.text[len] = 0;
+/// Replaces `text` with `failure`'s message, cut to fit.
+fn write(text: &mut [u8; CAPACITY], failure: &Failure) {
+    match failure {
+        Failure::Core(err) => write_core(text, err),
+        _ => write_formatted(text, failure),
     }
+}
+
+/// [`write`] for an error of the core: the common failures of `from_fd` without `core::fmt`
+/// (`Error::write_message`), the others formatted.
+fn write_core(text: &mut [u8; CAPACITY], err: &Error) {
+    let (room, _) = text.split_at_mut(CAPACITY - 1);
+    match err.write_message(room) {
+        Some(len) if len < CAPACITY => text[len] = 0,
+        _ => write_formatted(text, err),
+    }
+}
+
+fn write_formatted(text: &mut [u8; CAPACITY], message: &dyn fmt::Display) {
+    let (room, _) = text.split_at_mut(CAPACITY - 1);
+    let mut writer = Truncating {
+        buffer: room,
+        len: 0,
+    };
+    let _ = write!(writer, "{message}");
+    let len = writer.len;
+    text[len] = 0;
 }
 
 thread_local! {
     static LAST_MESSAGE: RefCell<LastMessage> = const {
         RefCell::new(LastMessage {
             text: [0; CAPACITY],
-            unwritten: None,
+            unwritten: Unwritten::Nothing,
             pointer_given: false,
         })
     };
@@ -85,17 +144,22 @@ fn update(update: impl FnOnce(&mut LastMessage)) {
 /// Makes `failure` the calling thread's last message.
 pub(crate) fn record(failure: Failure) {
     update(|last| match last.pointer_given {
-        true => last.write(&failure),
-        false => last.unwritten = Some(failure),
+        true => write(&mut last.text, &failure),
+        false => last.unwritten = Unwritten::Other(failure),
     });
 }
 
-/// [`record`] for an error of the core, read where the core put it: cloned, which reads its
-/// fields one by one, rather than moved whole (see `fail_core`).
-pub(crate) fn record_core(err: &pmem2_source::Error) {
+/// [`record`] for an error of the core, read where the core put it (see `fail_core`): the
+/// common failures of `from_fd` as a [`Brief`], the others cloned.
+pub(crate) fn record_core(err: &Error) {
     update(|last| match last.pointer_given {
-        true => last.write_core(err),
-        false => last.unwritten = Some(Failure::Core(err.clone())),
+        true => write_core(&mut last.text, err),
+        false => {
+            last.unwritten = match Brief::of(err) {
+                Some(brief) => Unwritten::Brief(brief),
+                None => Unwritten::Other(Failure::Core(err.clone())),
+            }
+        }
     });
 }
 
@@ -105,8 +169,11 @@ pub(crate) fn as_ptr() -> *const c_char {
     LAST_MESSAGE
         .try_with(|cell| {
             if let Ok(mut last) = cell.try_borrow_mut() {
-                if let Some(failure) = last.unwritten.take() {
-                    last.write(&failure);
+                let last = &mut *last;
+                match mem::replace(&mut last.unwritten, Unwritten::Nothing) {
+                    Unwritten::Nothing => {}
+                    Unwritten::Brief(brief) => write_core(&mut last.text, &brief.error()),
+                    Unwritten::Other(failure) => write(&mut last.text, &failure),
                 }
                 last.pointer_given = true;
             }
@@ -155,6 +222,65 @@ mod tests {
         Failure::NullArgument {
             function,
             argument: "src",
+        }
+    }
+
+    /// The failures kept as a `Brief`, and some that are not (cloned whole instead).
+    fn brief_and_other_errors() -> (Vec<Error>, Vec<Error>) {
+        let brief = vec![
+            Error::NegativeFd { fd: -7 },
+            Error::Fcntl {
+                errno: Errno::EBADF,
+            },
+            Error::WriteOnly,
+            Error::NoAccessMode,
+            Error::PathOnly,
+            Error::Fstat { errno: Errno::EIO },
+            Error::Directory,
+            Error::UnsupportedFileType {
+                file_type_bits: 0o010000,
+            },
+        ];
+        let device = pmem2_source::DeviceNumber::from_raw(0x103);
+        let other = vec![
+            Error::NotDeviceDax {
+                device,
+                subsystem: pmem2_source::sysfs::SysfsText::new(b"mem"),
+            },
+            Error::SysfsUnreadable {
+                device,
+                errno: Errno::ENOENT,
+            },
+            Error::NoMemory,
+        ];
+        (brief, other)
+    }
+
+    #[test]
+    fn briefs_give_back_the_error_they_were_made_of() {
+        let (brief, other) = brief_and_other_errors();
+        for err in brief {
+            let kept = Brief::of(&err).unwrap_or_else(|| panic!("{err:?} is not brief"));
+            assert_eq!(kept.error(), err);
+        }
+        for err in other {
+            assert_eq!(Brief::of(&err), None, "{err:?}");
+        }
+    }
+
+    /// Each kind of kept failure, on a thread that has not asked for the pointer yet, reads
+    /// back as the error's own message when it is asked for.
+    #[test]
+    fn kept_failures_are_written_as_their_messages() {
+        let (brief, other) = brief_and_other_errors();
+        for err in brief.into_iter().chain(other) {
+            std::thread::spawn(move || {
+                record_core(&err);
+                LAST_MESSAGE.with(|cell| assert_eq!(cell.borrow().text[0], 0));
+                assert_eq!(current(), err.to_string());
+            })
+            .join()
+            .expect("thread");
         }
     }
 
