@@ -264,15 +264,14 @@ fn minimal_from_fd<'a>(api: MinimalApi, fd: c_int, expected: c_int) -> Batch<'a>
 
 /// The timed loop of a C-ABI `from_fd` + `delete` on success.
 fn timed_c_from_fd<'a>(from_fd: support::FromFd, delete: support::Delete, fd: c_int) -> Batch<'a> {
-    let api = (from_fd, delete);
     Box::new(move |n| {
         for _ in 0..n {
             let mut src: *mut Src = null_mut();
             // SAFETY: `src` is valid for writes; any fd number is accepted.
-            let code = unsafe { (api.0)(&mut src, black_box(fd)) };
+            let code = unsafe { from_fd(&mut src, black_box(fd)) };
             if code == 0 {
                 // SAFETY: `src` is the live source just made, given up here.
-                unsafe { (api.1)(&mut src) };
+                unsafe { delete(&mut src) };
             }
             black_box(code);
         }
