@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the C library (libpmem2_source.so and .a, release profile) the way it is installed
 # (scripts/install-capi.sh) and benchmarked (scripts/bench.sh): fat LTO, and on x86_64 every
-# function of the library aligned to 64 bytes.
+# function of the library aligned to 64 bytes and its thread-locals reached through TLS
+# descriptors.
 #
 # Why the alignment: where the few dozen instructions after a failing call's syscall fall across
 # 64-byte lines moved `pmem2_source_from_fd` on a closed descriptor between 1.10x and 1.16x the
@@ -9,6 +10,18 @@
 # Benchmarks). It is passed to the library's own rustc invocation only (`cargo rustc`): with
 # fat LTO that one invocation generates all of the library's machine code, core and std
 # included, while Rust users of the crates keep their own codegen. It costs about 2 % of size.
+#
+# Why TLS descriptors (`-enable-tlsdesc`, what `-mtls-dialect=gnu2` is to a C compiler; the
+# default on aarch64 already): a failing call stores its error in a thread-local, and a
+# dlopen'ed library reaches its thread-locals through `__tls_get_addr` by default. With
+# descriptors, glibc places the library's (small: shims/c/src/message.rs) thread-local block
+# in its static TLS reserve when there is room, and an access becomes one indirect call that
+# returns a fixed offset; when there is no room, the same code falls back to a lookup like
+# `__tls_get_addr`'s, so loading never fails (an initial-exec model would make dlopen fail
+# instead). About 3 ns of a failing `pmem2_source_from_fd` (README, Benchmarks);
+# shims/c/tests/tls_model.rs checks the relocations, the block's size and both outcomes. The
+# option is LLVM's, not a stable rustc flag: the toolchain is pinned, and that test fails if
+# it stops taking effect.
 #
 # Usage: scripts/build-capi.sh [CARGO OPTIONS, e.g. --quiet --target-dir DIR]
 #   FUNCTION_ALIGNMENT=16|32|64   the alignment in bytes (default 64; bench.sh --layouts varies it)
@@ -28,6 +41,6 @@ case "$alignment" in
 esac
 codegen=()
 if [ "$(uname -m)" = x86_64 ]; then
-	codegen=(-C "llvm-args=-align-all-functions=$log2")
+	codegen=(-C "llvm-args=-align-all-functions=$log2" -C llvm-args=-enable-tlsdesc)
 fi
 exec "${CARGO:-cargo}" rustc --locked --release -p pmem2-source-capi --lib "$@" -- ${codegen[@]+"${codegen[@]}"}

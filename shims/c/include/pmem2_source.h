@@ -179,7 +179,9 @@ int pmem2_source_pwrite_mcsafe(struct pmem2_source *src, void *buf, size_t size,
 
 /* The calling thread's last error message ("" before the first failure). The text stays
  * until the thread's next failing call; the pointer stays valid for the life of the thread,
- * and a pointer kept from an earlier call shows the thread's later failures too. */
+ * and a pointer kept from an earlier call shows the thread's later failures too. The
+ * thread's first call allocates its 1 KiB text buffer (freed when the thread exits); if that
+ * allocation fails, the answer is a fixed message saying so, and the next call tries again. */
 const char *pmem2_errormsg(void);
 
 /* Prints "<format, printf-style>: <pmem2_errormsg()>\n" to stderr. */

@@ -1,17 +1,24 @@
 //! The calling thread's last error message, for `pmem2_errormsg()`.
 //!
-//! A fixed, NUL-terminated buffer per thread: recording a failure allocates nothing, and the
-//! pointer handed to C stays valid for the life of the thread (its contents change on the
-//! thread's next failure, as with libpmem2).
-//!
 //! The text is written when someone can see it. Until the thread first asks for the pointer,
 //! nobody can hold it, so a failure is kept as a value and its text written by
 //! `pmem2_errormsg()`: a thread that never reads its messages never pays for formatting them.
 //! Once the pointer is out, the caller may keep it and read it after a later failure, so from
-//! then on every failure writes its text at once, in place, as libpmem2 does.
+//! then on every failure writes its text at once, in place, as libpmem2 does. Recording a
+//! failure never allocates.
+//!
+//! The text lives in a buffer of its own, allocated by the thread's first `pmem2_errormsg()`
+//! and freed when the thread exits; the thread-local keeps only the failure and the buffer's
+//! address. That keeps the library's thread-local block small (under 256 bytes, asserted by
+//! `tests/tls_model.rs`), so when the library is loaded after the program started, glibc can
+//! place it in its static TLS reserve (512 bytes shared by all such libraries), and the
+//! TLS-descriptor accesses that `scripts/build-capi.sh` compiles become a fixed offset from
+//! the thread pointer rather than a `__tls_get_addr`-style lookup: about 3 ns of a failing
+//! `pmem2_source_from_fd` (README, Benchmarks). With the 1 KiB text inside, the block did not
+//! fit and every access took the slow path.
 
 use std::cell::RefCell;
-use std::ffi::c_char;
+use std::ffi::{CStr, c_char};
 use std::fmt::{self, Write};
 use std::mem;
 
@@ -22,15 +29,20 @@ use crate::Failure;
 /// Bytes per message, NUL included; longer messages are cut.
 pub(crate) const CAPACITY: usize = 1024;
 
-/// One thread's message. `repr(C)` with `text` first: a pointer to the whole is a pointer to
-/// the text, which is how C gets it without `unsafe` here.
-#[repr(C)]
+/// A message's text, NUL-terminated.
+type Text = [u8; CAPACITY];
+
+/// What `pmem2_errormsg()` returns when the thread's text buffer cannot be allocated. The
+/// failure stays kept, for a later call to write.
+const NO_MEMORY: &CStr = c"pmem2_errormsg: out of memory for the message text";
+
+/// One thread's message.
 struct LastMessage {
-    text: [u8; CAPACITY],
-    /// The last failure, when its text is not in `text` yet (only before `pointer_given`).
+    /// The last failure, when its text is not in `text` yet (only while `text` is `None`).
     unwritten: Unwritten,
-    /// `pmem2_errormsg()` has handed out `text`'s address on this thread.
-    pointer_given: bool,
+    /// The text, once `pmem2_errormsg()` has handed out its address on this thread. Boxed so
+    /// the address stays put, and so the 1 KiB stays out of the thread-local block.
+    text: Option<Box<Text>>,
 }
 
 /// A failure whose text is not written yet.
@@ -123,9 +135,8 @@ fn write_formatted(text: &mut [u8; CAPACITY], message: &dyn fmt::Display) {
 thread_local! {
     static LAST_MESSAGE: RefCell<LastMessage> = const {
         RefCell::new(LastMessage {
-            text: [0; CAPACITY],
             unwritten: Unwritten::Nothing,
-            pointer_given: false,
+            text: None,
         })
     };
 }
@@ -143,18 +154,18 @@ fn update(update: impl FnOnce(&mut LastMessage)) {
 
 /// Makes `failure` the calling thread's last message.
 pub(crate) fn record(failure: Failure) {
-    update(|last| match last.pointer_given {
-        true => write(&mut last.text, &failure),
-        false => last.unwritten = Unwritten::Other(failure),
+    update(|last| match &mut last.text {
+        Some(text) => write(text, &failure),
+        None => last.unwritten = Unwritten::Other(failure),
     });
 }
 
 /// [`record`] for an error of the core, read where the core put it (see `fail_core`): the
 /// common failures of `from_fd` as a [`Brief`], the others cloned.
 pub(crate) fn record_core(err: &Error) {
-    update(|last| match last.pointer_given {
-        true => write_core(&mut last.text, err),
-        false => {
+    update(|last| match &mut last.text {
+        Some(text) => write_core(text, err),
+        None => {
             last.unwritten = match Brief::of(err) {
                 Some(brief) => Unwritten::Brief(brief),
                 None => Unwritten::Other(Failure::Core(err.clone())),
@@ -166,20 +177,41 @@ pub(crate) fn record_core(err: &Error) {
 /// The calling thread's message as a C string ("" before the first failure), its text written
 /// first if it was not yet. From here on the thread's failures write their text at once.
 pub(crate) fn as_ptr() -> *const c_char {
+    as_ptr_with(new_text)
+}
+
+/// [`as_ptr`], allocating the thread's text buffer with `allocate` when it has none.
+fn as_ptr_with(allocate: fn() -> Option<Box<Text>>) -> *const c_char {
     LAST_MESSAGE
         .try_with(|cell| {
-            if let Ok(mut last) = cell.try_borrow_mut() {
-                let last = &mut *last;
-                match mem::replace(&mut last.unwritten, Unwritten::Nothing) {
-                    Unwritten::Nothing => {}
-                    Unwritten::Brief(brief) => write_core(&mut last.text, &brief.error()),
-                    Unwritten::Other(failure) => write(&mut last.text, &failure),
-                }
-                last.pointer_given = true;
+            let Ok(mut last) = cell.try_borrow_mut() else {
+                return c"".as_ptr();
+            };
+            let last = &mut *last;
+            let text = match &mut last.text {
+                Some(text) => text,
+                None => match allocate() {
+                    Some(text) => last.text.insert(text),
+                    None => return NO_MEMORY.as_ptr(),
+                },
+            };
+            match mem::replace(&mut last.unwritten, Unwritten::Nothing) {
+                Unwritten::Nothing => {}
+                Unwritten::Brief(brief) => write_core(text, &brief.error()),
+                Unwritten::Other(failure) => write(text, &failure),
             }
-            cell.as_ptr().cast::<c_char>().cast_const()
+            text.as_ptr().cast::<c_char>()
         })
         .unwrap_or(c"".as_ptr())
+}
+
+/// An empty text buffer, or `None` when the allocator refuses (never an abort: a C caller
+/// asked for its message).
+fn new_text() -> Option<Box<Text>> {
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(CAPACITY).ok()?;
+    bytes.resize(CAPACITY, 0);
+    bytes.into_boxed_slice().try_into().ok()
 }
 
 /// Writes into a byte buffer, dropping what does not fit.
@@ -213,9 +245,10 @@ mod tests {
             .into_owned()
     }
 
-    /// Each test runs on a thread of its own (libtest), so starts with the pointer not given.
+    /// Whether this thread has a text buffer, which it gets when it first asks for the
+    /// pointer. Each test runs on a thread of its own (libtest), so starts without one.
     fn pointer_given() -> bool {
-        LAST_MESSAGE.with(|cell| cell.borrow().pointer_given)
+        LAST_MESSAGE.with(|cell| cell.borrow().text.is_some())
     }
 
     fn null_argument(function: &'static str) -> Failure {
@@ -276,7 +309,7 @@ mod tests {
         for err in brief.into_iter().chain(other) {
             std::thread::spawn(move || {
                 record_core(&err);
-                LAST_MESSAGE.with(|cell| assert_eq!(cell.borrow().text[0], 0));
+                assert!(!pointer_given(), "recording allocated the text");
                 assert_eq!(current(), err.to_string());
             })
             .join()
@@ -291,8 +324,8 @@ mod tests {
         record(Failure::Core(Error::Fcntl {
             errno: Errno::EBADF,
         }));
-        // Nothing written yet: the text appears when asked for.
-        LAST_MESSAGE.with(|cell| assert_eq!(cell.borrow().text[0], 0));
+        // Nothing written yet (there is nowhere to write it): the text appears when asked for.
+        assert!(!pointer_given());
         assert_eq!(current(), "fcntl: Bad file descriptor");
         assert!(pointer_given());
     }
@@ -347,5 +380,32 @@ mod tests {
         .join()
         .expect("thread");
         assert_eq!(current(), "main: src must not be NULL");
+    }
+
+    /// No text buffer to be had: a fixed message saying so, and the failure stays kept, for
+    /// the first call that gets a buffer to write.
+    #[test]
+    fn without_memory_for_the_text_the_failure_waits() {
+        record(null_argument("kept"));
+        // SAFETY: as_ptr_with returns a NUL-terminated static or this thread's buffer.
+        let answer = unsafe { CStr::from_ptr(as_ptr_with(|| None)) };
+        assert_eq!(answer, NO_MEMORY);
+        assert!(!pointer_given());
+        record_core(&Error::Directory);
+        // SAFETY: as above.
+        let answer = unsafe { CStr::from_ptr(as_ptr_with(|| None)) };
+        assert_eq!(answer, NO_MEMORY);
+        assert_eq!(current(), Error::Directory.to_string());
+        assert!(pointer_given());
+    }
+
+    /// The buffer is the one allocation, made once per thread, and outlives later failures.
+    #[test]
+    fn the_text_is_allocated_once() {
+        assert_eq!(current(), "");
+        let first = as_ptr();
+        record(null_argument("again"));
+        assert_eq!(as_ptr_with(|| panic!("allocated a second buffer")), first);
+        assert_eq!(current(), "again: src must not be NULL");
     }
 }
