@@ -1,6 +1,7 @@
-//! Builds `c/minimal_source.c`, the least a C library's `pmem2_source_from_fd` can do, as two
+//! Builds `c/minimal_source.c`, the least a C library's `pmem2_source_from_fd` can do, as
 //! shared objects for the comparison harness to dlopen: one with a default (`__tls_get_addr`)
-//! thread-local, one with an initial-exec one. Linux on the harness's architectures only.
+//! thread-local, one with an initial-exec one and, on x86_64, one reached through a TLS
+//! descriptor. Linux on the harness's architectures only.
 
 use std::env;
 use std::path::Path;
@@ -14,13 +15,19 @@ fn main() {
         return;
     }
     let out_dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
-    for (name, defines) in [
+    let mut builds = vec![
         ("libminimal_source.so", &[][..]),
         (
             "libminimal_source_static_tls.so",
             &["-DMINIMAL_STATIC_TLS"][..],
         ),
-    ] {
+    ];
+    // TLS descriptors, as scripts/build-capi.sh builds our library (aarch64 has them by
+    // default; riscv64's gcc does not offer them).
+    if arch == "x86_64" {
+        builds.push(("libminimal_source_tlsdesc.so", &["-mtls-dialect=gnu2"][..]));
+    }
+    for (name, flags) in builds {
         // The C compiler and flags cc would use for this target (CC, CFLAGS honoured),
         // driven by hand because cc builds static archives only.
         let compiler = cc::Build::new()
@@ -33,7 +40,7 @@ fn main() {
         let output = Path::new(&out_dir).join(name);
         let status = compiler
             .to_command()
-            .args(defines)
+            .args(flags)
             .args([
                 "-shared",
                 "-fvisibility=hidden",

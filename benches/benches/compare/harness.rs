@@ -37,16 +37,20 @@ enum Who {
     MinimalC,
     /// The same with an initial-exec thread-local.
     MinimalCStaticTls,
+    /// The same with a thread-local reached through a TLS descriptor (`-mtls-dialect=gnu2`),
+    /// as our C library's are: x86_64 only.
+    MinimalCTlsDescriptor,
 }
 
 impl Who {
-    const ALL: [Who; 6] = [
+    const ALL: [Who; 7] = [
         Who::Floor,
         Who::OursC,
         Who::OursRust,
         Who::Libpmem2,
         Who::MinimalC,
         Who::MinimalCStaticTls,
+        Who::MinimalCTlsDescriptor,
     ];
 
     fn slug(self) -> &'static str {
@@ -57,6 +61,7 @@ impl Who {
             Who::Libpmem2 => "libpmem2",
             Who::MinimalC => "minimal",
             Who::MinimalCStaticTls => "minimal-static-tls",
+            Who::MinimalCTlsDescriptor => "minimal-tlsdesc",
         }
     }
 }
@@ -113,7 +118,7 @@ struct Options {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: compare [--rounds N] [--batch-us N] [--cases slug,slug] \
-         [--callgrind CASE floor|c|rust|libpmem2|minimal|minimal-static-tls CALLS]"
+         [--callgrind CASE floor|c|rust|libpmem2|minimal|minimal-static-tls|minimal-tlsdesc CALLS]"
     );
     std::process::exit(2)
 }
@@ -169,6 +174,8 @@ struct Apis {
     reference: Option<SourceApi>,
     minimal: MinimalApi,
     minimal_static_tls: MinimalApi,
+    /// Built on x86_64 only (elsewhere descriptors are the default, or not offered).
+    minimal_tls_descriptor: Option<MinimalApi>,
     _libraries: Vec<Library>,
 }
 
@@ -223,11 +230,14 @@ fn load_libraries() -> Apis {
     };
     let minimal = load_minimal("libminimal_source.so", &mut libraries);
     let minimal_static_tls = load_minimal("libminimal_source_static_tls.so", &mut libraries);
+    let minimal_tls_descriptor = cfg!(target_arch = "x86_64")
+        .then(|| load_minimal("libminimal_source_tlsdesc.so", &mut libraries));
     Apis {
         ours,
         reference,
         minimal,
         minimal_static_tls,
+        minimal_tls_descriptor,
         _libraries: libraries,
     }
 }
@@ -314,6 +324,12 @@ fn from_fd_contenders<'a>(
         Who::MinimalCStaticTls,
         minimal_from_fd(apis.minimal_static_tls, fd, expected),
     ));
+    if let Some(minimal) = apis.minimal_tls_descriptor {
+        contenders.push((
+            Who::MinimalCTlsDescriptor,
+            minimal_from_fd(minimal, fd, expected),
+        ));
+    }
     contenders
 }
 
@@ -715,30 +731,35 @@ fn print_minimal_table(measured: &[Measured]) {
     println!();
     println!(
         "The least a C-ABI `from_fd` can do (`benches/c/minimal_source.c`, loaded with dlopen \
-         like ours; its error code kept in a default or an initial-exec `__thread` variable):"
+         like ours; its error code kept in a `__thread` variable of the default model, reached \
+         through a TLS descriptor as ours are, or of the initial-exec model):"
     );
     println!();
     println!(
-        "| call | on | floor ns | minimal C ns | minimal C, initial-exec TLS ns | ours, C ABI ns \
-         | minimal C / floor | initial-exec / floor | C ABI / floor | C ABI / minimal C: 10th–50th–90th |"
+        "| call | on | floor ns | minimal C ns | minimal C, TLS descriptor ns \
+         | minimal C, initial-exec TLS ns | ours, C ABI ns | minimal C / floor \
+         | TLS descriptor / floor | initial-exec / floor | C ABI / floor \
+         | C ABI / minimal C, TLS descriptor: 10th–50th–90th |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for m in measured
         .iter()
         .filter(|m| m.samples(Who::MinimalC).is_some())
     {
         println!(
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.call,
             m.on,
             ns(m.median(Who::Floor)),
             ns(m.median(Who::MinimalC)),
+            ns(m.median(Who::MinimalCTlsDescriptor)),
             ns(m.median(Who::MinimalCStaticTls)),
             ns(m.median(Who::OursC)),
             ratio(m.ratio(Who::MinimalC, Who::Floor)),
+            ratio(m.ratio(Who::MinimalCTlsDescriptor, Who::Floor)),
             ratio(m.ratio(Who::MinimalCStaticTls, Who::Floor)),
             ratio(m.ratio(Who::OursC, Who::Floor)),
-            spread(m, Who::OursC, Who::MinimalC),
+            spread(m, Who::OursC, Who::MinimalCTlsDescriptor),
         );
     }
 }

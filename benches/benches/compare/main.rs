@@ -12,20 +12,22 @@
 //! - **libpmem2**: Debian's `libpmem2.so.1`, loaded with `dlopen` beside ours;
 //! - **minimal C** (`from_fd` cases): `benches/c/minimal_source.c`, the least a C-ABI
 //!   `from_fd` can do (the floor's syscalls, its own call, `malloc`/`free`, the error code in a
-//!   `__thread` variable), built by `build.rs` twice, with the default and with the
-//!   initial-exec TLS model, and loaded with `dlopen` like ours.
+//!   `__thread` variable), built by `build.rs` with the default TLS model, with TLS
+//!   descriptors (x86_64; what `scripts/build-capi.sh` gives our library) and with the
+//!   initial-exec model, and loaded with `dlopen` like ours.
 //!
 //! It prints the median ns per call of each and the ratios as a markdown table, ours against
-//! the minimal C function in a second one, then the spread of the per-round ratios. Cases: a regular file, `/dev/null`, a fake Device DAX (a
-//! tmpfs over `/sys/dev/char` in a private mount namespace: root only), a closed descriptor,
-//! a write-only one, a directory; `size` and `alignment` on a regular file and on the fake
-//! Device DAX (ours only there: libpmem2 dies with SIGSEGV in libndctl).
+//! the minimal C function in a second one, then the spread of the per-round ratios. Cases: a
+//! regular file, `/dev/null`, a fake Device DAX (a tmpfs over `/sys/dev/char` in a private
+//! mount namespace: root only), a closed descriptor, a write-only one, a directory; `size` and
+//! `alignment` on a regular file and on the fake Device DAX (ours only there: libpmem2 dies
+//! with SIGSEGV in libndctl).
 //!
 //! ```text
-//! cargo build --release -p pmem2-source-capi
+//! scripts/build-capi.sh
 //! cargo bench -p pmem2-source-benches --bench compare -- [--rounds N] [--batch-us N] [--cases a,b]
 //! # one contender, untimed, for valgrind --tool=callgrind --toggle-collect='*callgrind_batch*':
-//! target/release/deps/compare-… --callgrind CASE floor|c|rust|libpmem2 CALLS
+//! target/release/deps/compare-… --callgrind CASE floor|c|rust|libpmem2|minimal… CALLS
 //! ```
 //!
 //! `scripts/bench.sh` does all of this and adds the date, CPU and load.
