@@ -19,8 +19,8 @@
 #
 # Beside them, the table times benches/c/minimal_source.c: the least a C-ABI from_fd can do
 # (the same syscalls, its own frame, malloc/free, the error code in a thread-local), built by
-# benches/build.rs with the default and with the initial-exec TLS model; a second table sets
-# ours against it.
+# benches/build.rs with the default TLS model, with TLS descriptors (x86_64) and with the
+# initial-exec model; a second table sets ours against it.
 #
 # The table measures the C library as scripts/install-capi.sh builds it (scripts/build-capi.sh:
 # functions aligned to 64 bytes on x86_64) and the Rust API with the default codegen a crate
@@ -92,12 +92,12 @@ if [ "$mode" = callgrind ]; then
   command -v valgrind >/dev/null || { echo "bench.sh: --callgrind needs valgrind" >&2; exit 1; }
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
-  echo "| case | floor | ours, C ABI | ours, Rust | libpmem2 | minimal C |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| case | floor | ours, C ABI | ours, Rust | libpmem2 | minimal C | minimal C, TLS descriptor |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   for case in regular dev-null closed write-only directory size-regular align-regular \
     fake-dax size-fake-dax align-fake-dax; do
     row="| $case |"
-    for who in floor c rust libpmem2 minimal; do
+    for who in floor c rust libpmem2 minimal minimal-tlsdesc; do
       if valgrind --tool=callgrind --callgrind-out-file="$out/cg" --collect-atstart=no \
         --toggle-collect='*callgrind_batch*' "$compare" --callgrind "$case" "$who" "$calls" \
         >"$out/log" 2>&1; then
@@ -116,7 +116,8 @@ if [ "$mode" = callgrind ]; then
   echo
   echo "Instructions per call in user space (valgrind $(valgrind --version | sed 's/valgrind-//'), \
 $calls calls each); — where the contender does not exist for the case (libpmem2 on the fake \
-Device DAX queries, the minimal C function outside from_fd) or the fake Device DAX needs root."
+Device DAX queries, the minimal C functions outside from_fd, its TLS-descriptor build off x86_64) \
+or the fake Device DAX needs root."
   exit 0
 fi
 
