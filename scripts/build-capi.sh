@@ -18,7 +18,7 @@
 # in its static TLS reserve when there is room, and an access becomes one indirect call that
 # returns a fixed offset; when there is no room, the same code falls back to a lookup like
 # `__tls_get_addr`'s, so loading never fails (an initial-exec model would make dlopen fail
-# instead). About 3 ns of a failing `pmem2_source_from_fd` (README, Benchmarks);
+# instead). About 2 ns of a failing `pmem2_source_from_fd` (README, Benchmarks);
 # shims/c/tests/tls_model.rs checks the relocations, the block's size and both outcomes. The
 # option is LLVM's, not a stable rustc flag: the toolchain is pinned, and that test fails if
 # it stops taking effect.
