@@ -216,9 +216,12 @@ main(int argc, char *argv[])
 		fds[DIRECTORY] >= 0 && fds[DEV_NULL] >= 0 && fds[CLOSED_FD] >= 0);
 	close(fds[CLOSED_FD]);
 
-	/* Warm up: a full run with no failure first, so that whatever the process sets up
-	 * once (stdio buffers, thread-local storage) is in place before the heap is compared. */
+	/* Warm up: a full run with no failure first, and this thread's first pmem2_errormsg(),
+	 * so that whatever the process sets up once (stdio buffers, thread-local storage, the
+	 * thread's message buffer, kept until the thread exits) is in place before the heap is
+	 * compared. */
 	run(0, 0, 0);
+	CHECK("pmem2_errormsg() answers", pmem2_errormsg() != NULL);
 	for (n = 1; n <= k + 1; n++)
 		run(n, 0, 1);
 	for (n = 1; n <= k; n++)
