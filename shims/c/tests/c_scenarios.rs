@@ -10,7 +10,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use cprog::{LIBPMEM2_HEADER, Workdir, c_source, describe, require, require_file, run, run_ok};
+use cprog::{LIBPMEM2_HEADER, Workdir, c_source, describe, require, require_file, run};
 
 /// What `pmem2_perror` writes (and nothing else goes to stderr).
 const EXPECTED_STDERR: &str = "perror after O_WRONLY 42: fd must be open with O_RDONLY or O_RDWR\n\
@@ -30,8 +30,7 @@ fn build_scenarios(work: &Workdir) -> PathBuf {
             "-lpmem2_source".into(),
         ],
     );
-    let dynamic = run_ok(Command::new("readelf").arg("-d").arg(&exe));
-    let dynamic = cprog::text(&dynamic.stdout);
+    let dynamic = cprog::readelf(&["-d"], &exe);
     assert!(
         dynamic.contains("Shared library: [libpmem2_source.so.1]")
             && !dynamic.contains("[libpmem2.so"),
@@ -43,18 +42,7 @@ fn build_scenarios(work: &Workdir) -> PathBuf {
 /// The program's own verdict: exit 0, every check "ok", the summary, and exactly the
 /// perror lines on stderr.
 fn assert_scenarios_passed(output: &Output) {
-    let stdout = cprog::text(&output.stdout);
-    assert!(
-        output.status.success() && !stdout.contains("FAIL"),
-        "scenarios failed\n{}",
-        describe(output)
-    );
-    let summary = stdout.lines().last().unwrap_or_default();
-    assert!(
-        summary.ends_with(" checks, 0 failed") && !summary.starts_with("0 "),
-        "unexpected summary {summary:?}\n{}",
-        describe(output)
-    );
+    cprog::assert_checks_passed(output, "scenarios");
     assert_eq!(
         cprog::text(&output.stderr),
         EXPECTED_STDERR,

@@ -53,7 +53,7 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> Vec<String> {
 }
 
 fn needed(exe: &Path) -> String {
-    cprog::text(&run_ok(Command::new("readelf").arg("-d").arg(exe)).stdout)
+    cprog::readelf(&["-d"], exe)
 }
 
 fn same_bytes(a: &Path, b: &Path) -> bool {

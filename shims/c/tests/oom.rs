@@ -34,17 +34,8 @@ fn build_oom(work: &Workdir) -> PathBuf {
 /// The program's verdict: exit 0, no "FAIL", a summary of many checks, a silent stderr.
 /// Returns the number of checks.
 fn assert_passed(output: &Output) -> usize {
+    let checks = cprog::assert_checks_passed(output, "oom");
     let stdout = cprog::text(&output.stdout);
-    assert!(
-        output.status.success() && !stdout.contains("FAIL"),
-        "oom failed\n{}",
-        describe(output)
-    );
-    let summary = stdout.lines().last().unwrap_or_default();
-    let checks: usize = summary
-        .strip_suffix(" checks, 0 failed")
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected summary {summary:?}\n{}", describe(output)));
     // Every n from 1 to k+1 once and 1 to k for good, k = 6 allocating creations.
     for line in [
         "ok - malloc 1 fails, step 0 from_anon: -12",

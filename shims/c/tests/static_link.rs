@@ -65,7 +65,7 @@ fn static_library_links_into_a_c_program() {
         "dynamic references to pmem2_* remain:\n{undefined}"
     );
     // ...and no shared library of ours (or libpmem2) is needed.
-    let dynamic = cprog::text(&run_ok(Command::new("readelf").arg("-d").arg(&exe)).stdout);
+    let dynamic = cprog::readelf(&["-d"], &exe);
     assert!(
         dynamic.contains("(NEEDED)") && !dynamic.contains("[libpmem2"),
         "the executable must not need libpmem2_source or libpmem2:\n{dynamic}"

@@ -45,13 +45,9 @@ fn release_library() -> &'static Path {
     })
 }
 
-fn readelf(args: &[&str], file: &Path) -> String {
-    cprog::text(&run_ok(Command::new("readelf").args(args).arg(file)).stdout)
-}
-
-/// The hex offsets of the library's `R_X86_64_TLSDESC` relocations.
-fn tls_descriptors(library: &Path) -> Vec<String> {
-    readelf(&["-rW"], library)
+/// The hex offsets of the `R_X86_64_TLSDESC` relocations in `relocations` (`readelf -rW`).
+fn tls_descriptors(relocations: &str) -> Vec<String> {
+    relocations
         .lines()
         .filter(|line| line.contains("R_X86_64_TLSDESC"))
         .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
@@ -63,7 +59,7 @@ fn the_thread_local_block_fits_the_static_reserve() {
     if !require("readelf", "the_thread_local_block_fits_the_static_reserve") {
         return;
     }
-    let headers = readelf(&["-lW"], release_library());
+    let headers = cprog::readelf(&["-lW"], release_library());
     // "  TLS  Offset VirtAddr PhysAddr FileSiz MemSiz Flg Align"
     let tls: Vec<&str> = headers
         .lines()
@@ -88,12 +84,11 @@ fn thread_locals_are_reached_through_descriptors() {
     if !require("readelf", "thread_locals_are_reached_through_descriptors") {
         return;
     }
-    let library = release_library();
+    let relocations = cprog::readelf(&["-rW"], release_library());
     assert!(
-        !tls_descriptors(library).is_empty(),
+        !tls_descriptors(&relocations).is_empty(),
         "no R_X86_64_TLSDESC relocation: scripts/build-capi.sh's -enable-tlsdesc had no effect"
     );
-    let relocations = readelf(&["-rW"], library);
     assert!(
         !relocations.contains("__tls_get_addr"),
         "some thread-local is still reached through __tls_get_addr:\n{relocations}"
@@ -118,7 +113,7 @@ fn build_program(work: &Workdir) -> PathBuf {
 /// The program's arguments: the library and its TLS descriptor's offset ("none" if it has
 /// none, as on other architectures, where the program cannot tell the outcome).
 fn program_args(library: &Path) -> Vec<String> {
-    let descriptor = tls_descriptors(library)
+    let descriptor = tls_descriptors(&cprog::readelf(&["-rW"], library))
         .into_iter()
         .next()
         .unwrap_or_else(|| "none".to_owned());
@@ -129,56 +124,57 @@ fn program_args(library: &Path) -> Vec<String> {
 /// x86_64; it cannot tell elsewhere).
 #[track_caller]
 fn assert_passed(output: &Output, expected: &str) {
-    let stdout = cprog::text(&output.stdout);
-    assert!(
-        output.status.success() && !stdout.contains("FAIL"),
-        "tls_model failed\n{}",
-        describe(output)
-    );
-    let summary = stdout.lines().last().unwrap_or_default();
-    assert!(
-        summary.ends_with(" checks, 0 failed") && !summary.starts_with("0 "),
-        "unexpected summary {summary:?}\n{}",
-        describe(output)
-    );
+    cprog::assert_checks_passed(output, "tls_model");
     let found = if cfg!(target_arch = "x86_64") {
         expected
     } else {
         "unknown"
     };
     assert!(
-        stdout.lines().any(|line| line == format!("tls: {found}")),
+        cprog::text(&output.stdout)
+            .lines()
+            .any(|line| line == format!("tls: {found}")),
         "expected \"tls: {found}\"\n{}",
         describe(output)
     );
 }
 
-#[test]
-fn loaded_with_room_the_block_is_static_and_messages_are_per_thread() {
-    const TEST: &str = "loaded_with_room_the_block_is_static_and_messages_are_per_thread";
-    if !require("gcc", TEST) || !require("readelf", TEST) {
+/// Runs the program on the release library with glibc's optional static TLS reserve at
+/// `reserve` bytes (`None`: glibc's default) and asserts it passed, finding `expected` TLS.
+fn run_with_reserve(test: &str, reserve: Option<usize>, expected: &str) {
+    if !require("gcc", test) || !require("readelf", test) {
         return;
     }
-    let work = Workdir::new("tls-static");
+    let work = Workdir::new(test);
     let exe = build_program(&work);
-    let output = run(Command::new(&exe)
-        .args(program_args(release_library()))
-        .env_remove("GLIBC_TUNABLES"));
-    assert_passed(&output, "static");
+    let mut command = Command::new(&exe);
+    command.args(program_args(release_library()));
+    match reserve {
+        Some(bytes) => command.env(
+            "GLIBC_TUNABLES",
+            format!("glibc.rtld.optional_static_tls={bytes}"),
+        ),
+        None => command.env_remove("GLIBC_TUNABLES"),
+    };
+    assert_passed(&run(&mut command), expected);
+}
+
+#[test]
+fn loaded_with_room_the_block_is_static_and_messages_are_per_thread() {
+    run_with_reserve(
+        "loaded_with_room_the_block_is_static_and_messages_are_per_thread",
+        None,
+        "static",
+    );
 }
 
 #[test]
 fn loaded_without_room_the_block_is_dynamic_and_messages_are_per_thread() {
-    const TEST: &str = "loaded_without_room_the_block_is_dynamic_and_messages_are_per_thread";
-    if !require("gcc", TEST) || !require("readelf", TEST) {
-        return;
-    }
-    let work = Workdir::new("tls-dynamic");
-    let exe = build_program(&work);
-    let output = run(Command::new(&exe)
-        .args(program_args(release_library()))
-        .env("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=0"));
-    assert_passed(&output, "dynamic");
+    run_with_reserve(
+        "loaded_without_room_the_block_is_dynamic_and_messages_are_per_thread",
+        Some(0),
+        "dynamic",
+    );
 }
 
 /// Each thread's message buffer, allocated by its first `pmem2_errormsg()`, is freed when the

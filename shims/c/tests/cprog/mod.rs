@@ -180,6 +180,30 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `readelf ARGS FILE`, which must succeed; its output.
+pub fn readelf(args: &[&str], file: &Path) -> String {
+    text(&run_ok(Command::new("readelf").args(args).arg(file)).stdout)
+}
+
+/// Asserts a program using `tests/c/checks.h` passed: exit 0, no "FAIL" line, and the summary
+/// "<checks> checks, 0 failed" last, with at least one check. Returns the number of checks.
+#[track_caller]
+pub fn assert_checks_passed(output: &Output, program: &str) -> usize {
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success() && !stdout.contains("FAIL"),
+        "{program} failed\n{}",
+        describe(output)
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    let checks: usize = summary
+        .strip_suffix(" checks, 0 failed")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected summary {summary:?}\n{}", describe(output)));
+    assert!(checks > 0, "{program} ran no checks\n{}", describe(output));
+    checks
+}
+
 /// Runs `exe`, built from `tests/c/basic.c`, with `env` added, in a scratch directory of
 /// `work`; asserts it passed: a regular file accepted, a directory rejected with libpmem2's
 /// code and message, the pmem2_perror line on stderr.
