@@ -16,6 +16,10 @@
 #       with every function aligned to 16, 32 and 64 bytes (target/layout-*). A few ns of a
 #       failing call move with where its instructions fall across 64-byte lines; a ratio
 #       that holds under all three does not depend on one build's luck.
+#   scripts/bench.sh --tls-models [--rounds N] [--batch-us N] [--cases slug,slug]
+#       the C ABI's ratios to the floor with the library's thread-locals reached through TLS
+#       descriptors (as installed) and through the initial-exec model (never installed: see
+#       scripts/build-capi.sh), one harness loading each in turn, two runs of each, alternating.
 #
 # Beside them, the table times benches/c/minimal_source.c: the least a C-ABI from_fd can do
 # (the same syscalls, its own frame, malloc/free, the error code in a thread-local), built by
@@ -39,6 +43,7 @@ case "${1:-}" in
   --callgrind) mode=callgrind; shift ;;
   --criterion) mode=criterion; shift ;;
   --layouts) mode=layouts; shift ;;
+  --tls-models) mode=tls-models; shift ;;
 esac
 
 if [ "$mode" = criterion ]; then
@@ -82,6 +87,36 @@ if [ "$mode" = layouts ]; then
     printf "%s | %s / %s / %s | %s / %s / %s |\n", $1, $2, $5, $8, $3, $6, $9 }'
   echo
   echo "Load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+  exit 0
+fi
+
+if [ "$mode" = tls-models ]; then
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+  TLS_MODEL=initial-exec ./scripts/build-capi.sh --quiet --target-dir target/tls-initial-exec
+  initial_exec_so="$PWD/target/tls-initial-exec/release/libpmem2_source.so"
+  build
+  descriptor_so=$PMEM2_SOURCE_SO
+  echo "Measured $(date '+%Y-%m-%d %H:%M %Z'), load average $(cut -d' ' -f1-3 /proc/loadavg)" \
+    "before the runs; the same harness, each run with its own floor, in the order of the columns."
+  columns=()
+  for run in 1 2; do
+    for model in descriptor initial-exec; do
+      so=$descriptor_so
+      [ "$model" = initial-exec ] && so=$initial_exec_so
+      # The first table's rows: call, on, and the C ABI's ratio to the floor.
+      PMEM2_SOURCE_SO=$so "$compare" "$@" 2>/dev/null | awk -F' [|] ' '/^[|] `/ && !seen[$1 $2]++ {
+        print $1 " | " $2 "\t" $(NF - 3) }' >"$out/$run-$model"
+      [ -s "$out/$run-$model" ] || { echo "bench.sh: no table with $model" >&2; exit 1; }
+      columns+=("$out/$run-$model")
+    done
+  done
+  echo
+  echo "| call | on | C ABI / floor: descriptor, initial-exec, descriptor, initial-exec |"
+  echo "|---|---|---|"
+  paste "${columns[@]}" | awk -F'\t' '{ printf "%s | %s, %s, %s, %s |\n", $1, $2, $4, $6, $8 }'
+  echo
+  echo "Load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)."
   exit 0
 fi
 

@@ -25,6 +25,13 @@
 #
 # Usage: scripts/build-capi.sh [CARGO OPTIONS, e.g. --quiet --target-dir DIR]
 #   FUNCTION_ALIGNMENT=16|32|64   the alignment in bytes (default 64; bench.sh --layouts varies it)
+#   TLS_MODEL=descriptor|initial-exec
+#                                 how the thread-locals are reached (default descriptor). The
+#                                 initial-exec build exists only for bench.sh --tls-models, to
+#                                 measure what the model we refuse would gain: rustc takes it as
+#                                 an unstable -Z option, so it is built with RUSTC_BOOTSTRAP=1 on
+#                                 the pinned compiler, and its dlopen fails once glibc's static
+#                                 TLS reserve is used up. Never install it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -41,6 +48,21 @@ case "$alignment" in
 esac
 codegen=()
 if [ "$(uname -m)" = x86_64 ]; then
-	codegen=(-C "llvm-args=-align-all-functions=$log2" -C llvm-args=-enable-tlsdesc)
+	codegen=(-C "llvm-args=-align-all-functions=$log2")
 fi
+case "${TLS_MODEL:-descriptor}" in
+descriptor)
+	if [ "$(uname -m)" = x86_64 ]; then
+		codegen+=(-C llvm-args=-enable-tlsdesc)
+	fi
+	;;
+initial-exec)
+	export RUSTC_BOOTSTRAP=1
+	codegen+=(-Z tls-model=initial-exec)
+	;;
+*)
+	echo "build-capi.sh: TLS_MODEL must be descriptor or initial-exec, not '$TLS_MODEL'" >&2
+	exit 2
+	;;
+esac
 exec "${CARGO:-cargo}" rustc --locked --release -p pmem2-source-capi --lib "$@" -- ${codegen[@]+"${codegen[@]}"}
