@@ -52,9 +52,9 @@ enum Unwritten {
     /// A failure of `from_fd` that carries at most a number.
     Brief(Brief),
     /// A character device that is not Device DAX, such as `/dev/null`: its two fields, for
-    /// the reason a [`Brief`] exists. Kept as a whole cloned `Error`, it cost a failing
-    /// `pmem2_source_from_fd` on `/dev/null` 42 instructions more and about 1 % of its time
-    /// (1.04× → 1.03× the floor in three alternating runs each; README, Benchmarks).
+    /// the reason a [`Brief`] exists. Kept as a whole cloned `Error` (the clone, then a
+    /// `memcpy` of it), it cost a failing `pmem2_source_from_fd` on `/dev/null` about 1 % of
+    /// its time (README, Benchmarks).
     NotDeviceDax {
         device: DeviceNumber,
         subsystem: SysfsText,
@@ -174,17 +174,26 @@ pub(crate) fn record(failure: Failure) {
 pub(crate) fn record_core(err: &Error) {
     update(|last| match &mut last.text {
         Some(text) => write_core(text, err),
-        None => {
-            last.unwritten = match (Brief::of(err), err) {
-                (Some(brief), _) => Unwritten::Brief(brief),
-                (None, Error::NotDeviceDax { device, subsystem }) => Unwritten::NotDeviceDax {
-                    device: *device,
-                    subsystem: subsystem.clone(),
-                },
-                (None, _) => Unwritten::Other(Failure::Core(err.clone())),
-            }
-        }
+        None => match Brief::of(err) {
+            Some(brief) => last.unwritten = Unwritten::Brief(brief),
+            None => keep_unbrief(&mut last.unwritten, err),
+        },
     });
+}
+
+/// [`record_core`] for the failures that are not a [`Brief`]. Out of line, so that the
+/// `Brief` arm stays a tag and a number stored: inlined, LLVM merged both arms into one copy of
+/// a whole `Unwritten` through the stack (a closed descriptor: 104 instructions per call out
+/// of line, 128 inlined; README, Benchmarks).
+#[inline(never)]
+fn keep_unbrief(unwritten: &mut Unwritten, err: &Error) {
+    *unwritten = match err {
+        Error::NotDeviceDax { device, subsystem } => Unwritten::NotDeviceDax {
+            device: *device,
+            subsystem: subsystem.clone(),
+        },
+        _ => Unwritten::Other(Failure::Core(err.clone())),
+    }
 }
 
 /// The calling thread's message as a C string ("" before the first failure), its text written
