@@ -66,6 +66,16 @@ build() {
   fi
 }
 
+# Runs the harness with the given options and prints the rows of its first table as
+# "call | on<TAB>C ABI / floor<TAB>Rust / floor"; fails when there are none.
+ratio_rows() {
+  local rows
+  rows=$("$compare" "$@" 2>/dev/null | awk -F' [|] ' '/^[|] `/ && !seen[$1 $2]++ {
+    print $1 " | " $2 "\t" $(NF - 3) "\t" $(NF - 2) }')
+  [ -n "$rows" ] || { echo "bench.sh: the harness printed no table" >&2; return 1; }
+  echo "$rows"
+}
+
 if [ "$mode" = layouts ]; then
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
@@ -75,10 +85,7 @@ if [ "$mode" = layouts ]; then
     log2=$(awk -v b="$bytes" 'BEGIN { print log(b) / log(2) }')
     FUNCTION_ALIGNMENT=$bytes HARNESS_RUSTFLAGS="-C llvm-args=-align-all-functions=$log2" \
       build "target/layout-$bytes"
-    # The first table's rows: call, on, and the C ABI and Rust ratios to the floor.
-    "$compare" "$@" 2>/dev/null | awk -F' [|] ' '/^[|] `/ && !seen[$1 $2]++ {
-      print $1 " | " $2 "\t" $(NF - 3) "\t" $(NF - 2) }' >"$out/$bytes"
-    [ -s "$out/$bytes" ] || { echo "bench.sh: no table from the $bytes-byte layout" >&2; exit 1; }
+    ratio_rows "$@" >"$out/$bytes"
   done
   echo
   echo "| call | on | C ABI / floor: 16 / 32 / 64-byte functions | Rust / floor: 16 / 32 / 64 |"
@@ -104,17 +111,14 @@ if [ "$mode" = tls-models ]; then
     for model in descriptor initial-exec; do
       so=$descriptor_so
       [ "$model" = initial-exec ] && so=$initial_exec_so
-      # The first table's rows: call, on, and the C ABI's ratio to the floor.
-      PMEM2_SOURCE_SO=$so "$compare" "$@" 2>/dev/null | awk -F' [|] ' '/^[|] `/ && !seen[$1 $2]++ {
-        print $1 " | " $2 "\t" $(NF - 3) }' >"$out/$run-$model"
-      [ -s "$out/$run-$model" ] || { echo "bench.sh: no table with $model" >&2; exit 1; }
+      PMEM2_SOURCE_SO=$so ratio_rows "$@" >"$out/$run-$model"
       columns+=("$out/$run-$model")
     done
   done
   echo
   echo "| call | on | C ABI / floor: descriptor, initial-exec, descriptor, initial-exec |"
   echo "|---|---|---|"
-  paste "${columns[@]}" | awk -F'\t' '{ printf "%s | %s, %s, %s, %s |\n", $1, $2, $4, $6, $8 }'
+  paste "${columns[@]}" | awk -F'\t' '{ printf "%s | %s, %s, %s, %s |\n", $1, $2, $5, $8, $11 }'
   echo
   echo "Load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)."
   exit 0

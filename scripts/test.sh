@@ -35,6 +35,7 @@ step "benches run once, untimed (their answers are checked; no time is asserted)
 ./scripts/bench.sh --criterion --test
 ./scripts/bench.sh --rounds 1 --batch-us 20 >/dev/null
 ./scripts/bench.sh --layouts --rounds 1 --batch-us 20 >/dev/null
+./scripts/bench.sh --tls-models --rounds 1 --batch-us 20 >/dev/null
 
 step "Device DAX in a VM: tests/devdax-vm/run.sh"
 tests/devdax-vm/run.sh

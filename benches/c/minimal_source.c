@@ -11,8 +11,10 @@
  * else: no NULL `src`, no O_PATH, no truncated link. Built by benches/build.rs as a shared
  * object that the harness loads with dlopen, like the two libraries it compares, so its
  * thread-local is reached the way a dlopen'ed library's is (the default model for -fPIC,
- * `__tls_get_addr`). With MINIMAL_STATIC_TLS defined, the variable uses the initial-exec
- * model instead (a fixed offset from the thread pointer, in glibc's static TLS reserve).
+ * `__tls_get_addr`). build.rs also builds it with -mtls-dialect=gnu2 (x86_64: TLS
+ * descriptors, as scripts/build-capi.sh builds our library) and with MINIMAL_STATIC_TLS
+ * defined, where the variable uses the initial-exec model (a fixed offset from the thread
+ * pointer, in glibc's static TLS reserve).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -167,8 +167,7 @@ fn parse_options() -> Options {
     options
 }
 
-/// Both libraries and the two builds of the minimal C `from_fd`, loaded with dlopen side by
-/// side.
+/// Both libraries and the builds of the minimal C `from_fd`, loaded with dlopen side by side.
 struct Apis {
     ours: SourceApi,
     reference: Option<SourceApi>,
@@ -303,8 +302,8 @@ fn rust_from_fd<'a>(fd: c_int, expected: c_int) -> Batch<'a> {
     })
 }
 
-/// The contenders of a `from_fd` case: the floor, ours twice, libpmem2 if loaded, and the
-/// minimal C `from_fd` twice.
+/// The contenders of a `from_fd` case: the floor, ours twice, libpmem2 if loaded, and each
+/// build of the minimal C `from_fd`.
 fn from_fd_contenders<'a>(
     apis: &Apis,
     fd: c_int,

@@ -14,8 +14,8 @@
 //! place it in its static TLS reserve (512 bytes shared by all such libraries), and the
 //! TLS-descriptor accesses that `scripts/build-capi.sh` compiles become a fixed offset from
 //! the thread pointer rather than a `__tls_get_addr`-style lookup: about 2 ns of a failing
-//! `pmem2_source_from_fd`, 1.08× → 1.06× the bare `fcntl` (README, Benchmarks). With the 1 KiB text inside, the block did not
-//! fit and every access took the slow path.
+//! `pmem2_source_from_fd`, 1.08× → 1.06× the bare `fcntl` (README, Benchmarks). With the
+//! 1 KiB text inside, the block did not fit and every access took the slow path.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char};
@@ -170,13 +170,13 @@ pub(crate) fn record(failure: Failure) {
 }
 
 /// [`record`] for an error of the core, read where the core put it (see `fail_core`): the
-/// common failures of `from_fd` as a [`Brief`], the others cloned.
+/// common failures of `from_fd` as a [`Brief`], the others by [`keep_not_brief`].
 pub(crate) fn record_core(err: &Error) {
     update(|last| match &mut last.text {
         Some(text) => write_core(text, err),
         None => match Brief::of(err) {
             Some(brief) => last.unwritten = Unwritten::Brief(brief),
-            None => keep_unbrief(&mut last.unwritten, err),
+            None => keep_not_brief(&mut last.unwritten, err),
         },
     });
 }
@@ -186,7 +186,7 @@ pub(crate) fn record_core(err: &Error) {
 /// a whole `Unwritten` through the stack (a closed descriptor: 104 instructions per call out
 /// of line, 128 inlined; README, Benchmarks).
 #[inline(never)]
-fn keep_unbrief(unwritten: &mut Unwritten, err: &Error) {
+fn keep_not_brief(unwritten: &mut Unwritten, err: &Error) {
     *unwritten = match err {
         Error::NotDeviceDax { device, subsystem } => Unwritten::NotDeviceDax {
             device: *device,
@@ -348,13 +348,13 @@ mod tests {
     #[test]
     fn not_device_dax_is_kept_by_its_fields() {
         let err = Error::NotDeviceDax {
-            device: pmem2_source::DeviceNumber::from_raw(0x103),
+            device: DeviceNumber::from_raw(0x103),
             subsystem: SysfsText::new(b"mem"),
         };
         record_core(&err);
         LAST_MESSAGE.with(|cell| match &cell.borrow().unwritten {
             Unwritten::NotDeviceDax { device, subsystem } => {
-                assert_eq!(*device, pmem2_source::DeviceNumber::from_raw(0x103));
+                assert_eq!(*device, DeviceNumber::from_raw(0x103));
                 assert_eq!(subsystem.as_bytes(), b"mem");
             }
             _ => panic!("not kept by its fields"),
