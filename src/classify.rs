@@ -46,9 +46,7 @@ pub(crate) fn classify_fd<S: Syscalls + ?Sized>(sys: &S, fd: i32) -> Result<Sour
         core::hint::cold_path();
         file_type_of(sys, &stat)?
     };
-    Ok(Source::fd_source(
-        fd, file_type, stat.rdev, stat.dev, stat.ino,
-    ))
+    Ok(Source::fd_source(fd, file_type, &stat))
 }
 
 /// `pmem2_source_from_handle` (SPEC §6): not `INVALID_HANDLE_VALUE`, then one

@@ -241,6 +241,11 @@ pub enum Error {
         /// What the kernel said.
         errno: Errno,
     },
+    /// `statx(fd, …, STATX_BTIME)` failed while a query checked the file's identity.
+    BirthTime {
+        /// What the kernel said.
+        errno: Errno,
+    },
     /// The descriptor refers to a directory.
     Directory,
     /// The descriptor refers to a FIFO, socket, block device, symlink, or an anonymous inode
@@ -282,6 +287,14 @@ pub enum Error {
     /// The descriptor number now refers to a different file than when the source was created
     /// (`st_dev`/`st_ino` changed: it was closed and the number reused).
     FileChanged {
+        /// The descriptor number stored in the source.
+        fd: i32,
+    },
+    /// The descriptor number now refers to a file with the recorded `st_dev` and `st_ino`
+    /// that was created after the recorded `st_ctime`: another file, which was given the
+    /// inode number of the one the source was made from (ext4 and XFS reuse a freed inode
+    /// number at once) after the descriptor number was closed and reused.
+    FileReplaced {
         /// The descriptor number stored in the source.
         fd: i32,
     },
@@ -503,7 +516,7 @@ impl Error {
             Error::NegativeFd { .. } | Error::WriteOnly | Error::NoAccessMode | Error::PathOnly => {
                 PMEM2_E_INVALID_FILE_HANDLE
             }
-            Error::Fcntl { errno } | Error::Fstat { errno } => {
+            Error::Fcntl { errno } | Error::Fstat { errno } | Error::BirthTime { errno } => {
                 if *errno == Errno::EBADF {
                     PMEM2_E_INVALID_FILE_HANDLE
                 } else {
@@ -518,9 +531,9 @@ impl Error {
             Error::SysfsUnreadable { errno, .. } => errno.code(),
             Error::NoMemory => Errno::ENOMEM.code(),
             Error::FileDescriptorNotSet => PMEM2_E_FILE_DESCRIPTOR_NOT_SET,
-            Error::FileChanged { .. } | Error::NegativeFileSize { .. } => {
-                PMEM2_E_INVALID_FILE_HANDLE
-            }
+            Error::FileChanged { .. }
+            | Error::FileReplaced { .. }
+            | Error::NegativeFileSize { .. } => PMEM2_E_INVALID_FILE_HANDLE,
             Error::PageSize { errno }
             | Error::Sysfs(SysfsFailure { errno, .. })
             | Error::Io { errno, .. }
@@ -608,6 +621,7 @@ impl Error {
         Some(match self {
             Error::Fcntl { errno } => ["fcntl: ", errno.description()?],
             Error::Fstat { errno } => ["fstat: ", errno.description()?],
+            Error::BirthTime { errno } => ["statx: ", errno.description()?],
             Error::WriteOnly => ["fd must be open with O_RDONLY or O_RDWR", ""],
             Error::NoAccessMode => [
                 "fd must be open with O_RDONLY or O_RDWR; its access mode is 3, \
@@ -646,6 +660,7 @@ impl fmt::Display for Error {
             // With an errno glibc has no text for (`fixed_message` covers the others).
             Error::Fcntl { errno } => write!(f, "fcntl: {errno}"),
             Error::Fstat { errno } => write!(f, "fstat: {errno}"),
+            Error::BirthTime { errno } => write!(f, "statx: {errno}"),
             // Written above, from `fixed_message`.
             Error::WriteOnly | Error::NoAccessMode | Error::PathOnly | Error::Directory => Ok(()),
             Error::UnsupportedFileType { file_type_bits } => {
@@ -685,6 +700,12 @@ impl fmt::Display for Error {
                 f,
                 "fd {fd} now refers to a different file than when the source was created \
                  (its device or inode changed: the descriptor was closed and its number reused)"
+            ),
+            Error::FileReplaced { fd } => write!(
+                f,
+                "fd {fd} now refers to a different file than when the source was created (a \
+                 file with the same device and inode number, created after the source was: the \
+                 descriptor was closed and its number reused, and the inode number too)"
             ),
             Error::NegativeFileSize { size } => {
                 write!(f, "kernel says size of regular file is negative ({size})")

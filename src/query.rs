@@ -27,7 +27,8 @@ impl Source {
     /// `pmem2_source_size`: the size in bytes.
     ///
     /// Anonymous: the size given. Fd: `fstat` again (a descriptor that now refers to another
-    /// file — device or inode changed — is [`Error::FileChanged`]); a regular file's
+    /// file — device or inode changed, [`Error::FileChanged`], or the same inode number on a
+    /// file born since, [`Error::FileReplaced`] — is refused); a regular file's
     /// `st_size`; a Device DAX's `/sys/dev/char/M:m/size`. Handle (Windows):
     /// `GetFileInformationByHandle` again, with the errors of
     /// [`from_handle_with`](Self::from_handle_with) and [`Error::HandleChanged`] for a handle
@@ -206,6 +207,13 @@ impl Source {
     }
 
     /// `fstat` of the descriptor, which must still be the file the source was made from.
+    ///
+    /// The same device and inode number are not enough: once the file is closed and deleted,
+    /// ext4 and XFS give its inode number to the next file created, and the descriptor number
+    /// to the next file opened. But a file is never born after its own `st_ctime`, so when
+    /// the `st_ctime` differs from the recorded one, the birth time decides: a file born after
+    /// the recorded `st_ctime` is another file. An unchanged `st_ctime` needs no second call:
+    /// whatever file this is, it was born no later than that.
     fn current_stat<S: Syscalls + ?Sized>(&self, sys: &S, fd: i32) -> Result<FileStat, Error> {
         // Out of line, as in `from_fd`: the answer falls through (see `classify.rs`).
         let stat = match sys.fstat(fd) {
@@ -216,7 +224,22 @@ impl Source {
         if recorded != (Some(stat.dev), Some(stat.ino)) {
             return Err(Error::FileChanged { fd });
         }
+        if self.ctime() != Some(stat.ctime) {
+            self.check_birth(sys, fd)?;
+        }
         Ok(stat)
+    }
+
+    /// Fails if the file `fd` refers to was born after the recorded `st_ctime`. Without a
+    /// birth time (a file system that keeps none; a kernel or sandbox without `statx`), the
+    /// file is taken to be the same.
+    #[cold]
+    fn check_birth<S: Syscalls + ?Sized>(&self, sys: &S, fd: i32) -> Result<(), Error> {
+        match sys.birth_time(fd) {
+            Ok(Some(birth)) if Some(birth) > self.ctime() => Err(Error::FileReplaced { fd }),
+            Ok(_) | Err(Errno::ENOSYS | Errno::EPERM) => Ok(()),
+            Err(errno) => Err(Error::BirthTime { errno }),
+        }
     }
 
     /// `GetFileInformationByHandle` of the handle, which must still be the file the source
@@ -483,6 +506,89 @@ mod tests {
             Ok(usize::MAX as u64)
         );
         assert_eq!(source(&kernel).size_with(&kernel), Ok(1234));
+    }
+
+    /// The descriptor refers to a file with the recorded device and inode number: the birth
+    /// time is asked only when `st_ctime` moved, and a file born after the recorded
+    /// `st_ctime` is another file (ext4 and XFS hand a freed inode number out again).
+    #[test]
+    fn a_reused_inode_number_is_told_apart_by_the_birth_time() {
+        use crate::sys::Timestamp;
+        use crate::sys::scripted::{Call, SCRIPTED_CTIME};
+        let made = source(&ScriptedKernel::regular_file());
+        let later = |nsec| Timestamp {
+            nsec: SCRIPTED_CTIME.nsec + nsec,
+            ..SCRIPTED_CTIME
+        };
+        let asked = |kernel: &ScriptedKernel| {
+            kernel
+                .calls()
+                .iter()
+                .filter(|call| matches!(call, Call::BirthTime { fd: 3 }))
+                .count()
+        };
+        let replaced = "fd 3 now refers to a different file than when the source was created (a \
+                        file with the same device and inode number, created after the source \
+                        was: the descriptor was closed and its number reused, and the inode \
+                        number too)";
+
+        // Unchanged: fstat alone answers.
+        let unchanged = ScriptedKernel::regular_file().with_birth_time(Ok(Some(later(1))));
+        assert_eq!(made.size_with(&unchanged), Ok(4096));
+        assert_eq!(asked(&unchanged), 0, "st_ctime unchanged: no statx");
+
+        // Changed since (written, chmod'ed), born before: the same file.
+        for birth in [
+            Some(SCRIPTED_CTIME),
+            Some(Timestamp { sec: 0, nsec: 0 }),
+            None,
+        ] {
+            let changed = ScriptedKernel::regular_file()
+                .with_ctime(later(7))
+                .with_birth_time(Ok(birth));
+            assert_eq!(made.size_with(&changed), Ok(4096), "born {birth:?}");
+            assert_eq!(asked(&changed), 1);
+        }
+
+        // Born after the recorded st_ctime, even by a nanosecond or in a new second: another
+        // file, for every query that reads the file.
+        for birth in [
+            later(1),
+            Timestamp {
+                sec: SCRIPTED_CTIME.sec + 1,
+                nsec: 0,
+            },
+        ] {
+            let kernel = ScriptedKernel::regular_file()
+                .with_ctime(later(2))
+                .with_birth_time(Ok(Some(birth)));
+            let code = PMEM2_E_INVALID_FILE_HANDLE;
+            assert_failure(made.size_with(&kernel), code, replaced);
+            let mut buf = [0u8; 4];
+            assert_failure(made.pread_mcsafe_with(&kernel, &mut buf, 0), code, replaced);
+            assert_failure(made.pwrite_mcsafe_with(&kernel, b"x", 0), code, replaced);
+            assert_eq!(kernel.data().first(), Some(&0), "nothing written");
+        }
+
+        // No birth time to be had: taken as the same file. A failing statx is an error.
+        for errno in [Errno::ENOSYS, Errno::EPERM] {
+            let kernel = ScriptedKernel::regular_file()
+                .with_ctime(later(2))
+                .with_birth_time(Err(errno));
+            assert_eq!(made.size_with(&kernel), Ok(4096), "{errno:?}");
+        }
+        let closed = ScriptedKernel::regular_file()
+            .with_ctime(later(2))
+            .with_birth_time(Err(Errno::EBADF));
+        assert_failure(
+            made.size_with(&closed),
+            PMEM2_E_INVALID_FILE_HANDLE,
+            "statx: Bad file descriptor",
+        );
+        let failing = ScriptedKernel::regular_file()
+            .with_ctime(later(2))
+            .with_birth_time(Err(Errno::EIO));
+        assert_failure(made.size_with(&failing), -5, "statx: Input/output error");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::classify;
 use crate::error::Error;
-use crate::sys::{FileInformation, RawHandle, Syscalls};
+use crate::sys::{FileInformation, FileStat, RawHandle, Syscalls, Timestamp};
 use crate::sysfs::DeviceNumber;
 
 /// `enum pmem2_source_type` values.
@@ -66,7 +66,8 @@ impl fmt::Display for FileType {
 /// `#[repr(C)]`; on 64-bit targets the first 40 bytes are libpmem2 1.12.1's
 /// `struct pmem2_source` (type at 0, file type at 8, size or fd at 16, `st_rdev` at 24,
 /// `st_dev` at 32), so a source made here can be handed to libpmem2 itself. Fields after
-/// byte 40 are ours (`st_ino`). A handle source keeps libpmem2's Windows layout: type 3 at 0,
+/// byte 40 are ours (`st_ino`, and `st_ctime` at 48: together they tell the file the
+/// descriptor referred to at creation from one that took over its number later). A handle source keeps libpmem2's Windows layout: type 3 at 0,
 /// file type at 8, the `HANDLE` at 16 (the volume serial number and file index, ours, where
 /// the Linux layout has `st_dev` and `st_ino`).
 ///
@@ -95,6 +96,9 @@ pub struct Source {
     rdev: u64,
     dev: u64,
     ino: u64,
+    ctime_sec: i64,
+    ctime_nsec: u32,
+    ctime_padding: u32,
 }
 
 #[cfg(target_pointer_width = "64")]
@@ -105,7 +109,9 @@ const _: () = {
     assert!(offset_of!(Source, size_or_fd) == 16);
     assert!(offset_of!(Source, rdev) == 24);
     assert!(offset_of!(Source, dev) == 32);
-    assert!(core::mem::size_of::<Source>() == 48);
+    assert!(offset_of!(Source, ino) == 40);
+    assert!(offset_of!(Source, ctime_sec) == 48);
+    assert!(core::mem::size_of::<Source>() == 64);
     assert!(core::mem::align_of::<Source>() == 8);
 };
 
@@ -122,10 +128,14 @@ impl Source {
             rdev: 0,
             dev: 0,
             ino: 0,
+            ctime_sec: 0,
+            ctime_nsec: 0,
+            ctime_padding: 0,
         }
     }
 
-    pub(crate) fn fd_source(fd: i32, file_type: FileType, rdev: u64, dev: u64, ino: u64) -> Source {
+    /// An fd source of `file_type` with the identity of the file `stat` describes.
+    pub(crate) fn fd_source(fd: i32, file_type: FileType, stat: &FileStat) -> Source {
         let [a, b, c, d] = fd.to_ne_bytes();
         Source {
             kind: KIND_FD,
@@ -133,9 +143,12 @@ impl Source {
             file_type: file_type as u32,
             file_type_padding: 0,
             size_or_fd: [a, b, c, d, 0, 0, 0, 0],
-            rdev,
-            dev,
-            ino,
+            rdev: stat.rdev,
+            dev: stat.dev,
+            ino: stat.ino,
+            ctime_sec: stat.ctime.sec,
+            ctime_nsec: stat.ctime.nsec,
+            ctime_padding: 0,
         }
     }
 
@@ -149,6 +162,9 @@ impl Source {
             rdev: 0,
             dev: u64::from(info.volume_serial_number),
             ino: info.file_index,
+            ctime_sec: 0,
+            ctime_nsec: 0,
+            ctime_padding: 0,
         }
     }
 
@@ -295,6 +311,15 @@ impl Source {
         self.fd_field(self.ino)
     }
 
+    /// `st_ctime` recorded at creation (when the file last changed before it); `None` for an
+    /// anonymous source.
+    pub fn ctime(&self) -> Option<Timestamp> {
+        (self.kind() == SourceKind::Fd).then_some(Timestamp {
+            sec: self.ctime_sec,
+            nsec: self.ctime_nsec,
+        })
+    }
+
     fn fd_field(&self, value: u64) -> Option<u64> {
         (self.kind() == SourceKind::Fd).then_some(value)
     }
@@ -388,7 +413,8 @@ impl fmt::Debug for Source {
                 .field("file_type", &file_type)
                 .field("rdev", &DeviceNumber::from_raw(self.rdev))
                 .field("dev", &DeviceNumber::from_raw(self.dev))
-                .field("ino", &self.ino),
+                .field("ino", &self.ino)
+                .field("ctime", &self.ctime()),
             _ => out.field("anon_size", &self.anon_size()),
         };
         out.finish()
@@ -414,18 +440,32 @@ mod tests {
                 (source.rdev(), source.dev(), source.ino()),
                 (None, None, None)
             );
+            assert_eq!(source.ctime(), None);
         }
     }
 
     #[test]
     fn fd_source_round_trips_every_field() {
         for fd in [0, 3, i32::MAX] {
-            let source = Source::fd_source(fd, FileType::DeviceDax, 0xfc00, 0x5, 77);
+            let ctime = Timestamp {
+                sec: -5,
+                nsec: 999_999_999,
+            };
+            let stat = FileStat {
+                mode: 0o020600,
+                rdev: 0xfc00,
+                dev: 0x5,
+                ino: 77,
+                size: 0,
+                ctime,
+            };
+            let source = Source::fd_source(fd, FileType::DeviceDax, &stat);
             assert_eq!(source.fd(), Ok(fd));
             assert_eq!(source.file_type(), Some(FileType::DeviceDax));
             assert_eq!(source.rdev(), Some(DeviceNumber::from_raw(0xfc00)));
             assert_eq!(source.dev(), Some(DeviceNumber::from_raw(5)));
             assert_eq!(source.ino(), Some(77));
+            assert_eq!(source.ctime(), Some(ctime));
             assert_eq!(source.anon_size(), None);
         }
     }
@@ -438,7 +478,12 @@ mod tests {
 
     #[test]
     fn debug_shows_the_kind_specific_fields() {
-        let fd = Source::fd_source(4, FileType::Regular, 0, 0x801, 12);
+        let stat = FileStat {
+            dev: 0x801,
+            ino: 12,
+            ..FileStat::default()
+        };
+        let fd = Source::fd_source(4, FileType::Regular, &stat);
         let text = std::format!("{fd:?}");
         assert!(
             text.contains("fd: 4") && text.contains("Regular") && text.contains("8:1"),

@@ -441,8 +441,8 @@ fn crt_descriptor_errors() {
 fn handle_sources_keep_libpmem2s_windows_layout() {
     let kernel = ScriptedKernel::windows_file();
     let made = source(&kernel);
-    // SAFETY: Source is repr(C) plain data of 48 bytes without padding.
-    let bytes: [u8; 48] = unsafe { core::mem::transmute(made) };
+    // SAFETY: Source is repr(C) plain data of 64 bytes without padding.
+    let bytes: [u8; 64] = unsafe { core::mem::transmute(made) };
     let word = |at: usize| {
         let mut raw = [0u8; 8];
         raw.copy_from_slice(&bytes[at..at + 8]);

@@ -203,8 +203,8 @@ fn layout_is_libpmem2s_on_windows() {
     let scratch = Scratch::new("core-layout");
     let file = File::open(scratch.file("data", b"x")).expect("open");
     let source = Source::from_handle(file.as_raw_handle()).expect("source");
-    // SAFETY: Source is repr(C), 48 plain bytes without padding holes of unknown value.
-    let bytes: [u8; 48] = unsafe { std::mem::transmute(source) };
+    // SAFETY: Source is repr(C), 64 plain bytes without padding holes of unknown value.
+    let bytes: [u8; 64] = unsafe { std::mem::transmute(source) };
     let word = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     assert_eq!(word(0), 3);
     assert_eq!(word(8), 1);

@@ -8,17 +8,18 @@
 //! other effect on Rust memory. Return values in `-4095..=-1` are errors (see `syscall(2)`).
 //!
 //! # References
-//! - `fcntl(2)` (`F_GETFL`), `fstat(2)`, `readlinkat(2)`, `syscall(2)`
+//! - `fcntl(2)` (`F_GETFL`), `fstat(2)`, `statx(2)`, `readlinkat(2)`, `syscall(2)`
 
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use linux_raw_sys::general::{
-    AT_FDCWD, F_GETFL, MAP_SHARED, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE, stat,
+    AT_EMPTY_PATH, AT_FDCWD, F_GETFL, MAP_SHARED, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE,
+    STATX_BTIME, stat, statx,
 };
 
-use super::{FileStat, Syscalls};
+use super::{FileStat, Syscalls, Timestamp};
 use crate::error::Errno;
 
 /// The running Linux kernel, called directly (no libc).
@@ -77,7 +78,30 @@ impl Syscalls for Linux {
             dev: st.st_dev,
             ino: st.st_ino,
             size: st.st_size,
+            // The kernel's fields are unsigned longs on some architectures; the values are
+            // seconds since 1970 (signed in the kernel) and nanoseconds below 10^9.
+            ctime: Timestamp {
+                sec: st.st_ctime as i64,
+                nsec: st.st_ctime_nsec as u32,
+            },
         })
+    }
+
+    fn birth_time(&self, fd: i32) -> Result<Option<Timestamp>, Errno> {
+        let mut stx = MaybeUninit::<statx>::uninit();
+        // SAFETY: the empty path is NUL-terminated and only read; `stx` is a writable
+        // `struct statx` (linux-raw-sys layout), live for the whole call.
+        let ret = unsafe {
+            sc::syscall!(STATX, fd, c"".as_ptr(), AT_EMPTY_PATH, STATX_BTIME, stx.as_mut_ptr())
+        };
+        decode(ret)?;
+        // SAFETY: statx succeeded, so the kernel filled in the whole struct (fields it could
+        // not fill are zero, and `stx_mask` says which were filled).
+        let stx = unsafe { stx.assume_init() };
+        Ok((stx.stx_mask & STATX_BTIME != 0).then_some(Timestamp {
+            sec: stx.stx_btime.tv_sec,
+            nsec: stx.stx_btime.tv_nsec,
+        }))
     }
 
     #[inline]
@@ -209,6 +233,7 @@ mod tests {
         let pairs = [
             (sc::nr::FCNTL, libc::SYS_fcntl),
             (sc::nr::FSTAT, libc::SYS_fstat),
+            (sc::nr::STATX, libc::SYS_statx),
             (sc::nr::READLINKAT, libc::SYS_readlinkat),
             (sc::nr::OPENAT, libc::SYS_openat),
             (sc::nr::READ, libc::SYS_read),
@@ -322,6 +347,8 @@ mod tests {
         assert_eq!(S_IFIFO, libc::S_IFIFO);
         assert_eq!(S_IFSOCK, libc::S_IFSOCK);
         assert_eq!(S_IFLNK, libc::S_IFLNK);
+        assert_eq!(AT_EMPTY_PATH as i32, libc::AT_EMPTY_PATH);
+        assert_eq!(STATX_BTIME, libc::STATX_BTIME);
         // The kernel's struct stat and glibc's agree in size on the architectures we call
         // FSTAT on directly.
         assert_eq!(
@@ -353,6 +380,30 @@ mod tests {
         assert_eq!(ours.ino, meta.ino());
         assert_eq!(ours.rdev, meta.rdev());
         assert_eq!(ours.size as u64, meta.size());
+        assert_eq!(ours.ctime.sec, meta.ctime());
+        assert_eq!(i64::from(ours.ctime.nsec), meta.ctime_nsec());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "makes real syscalls (inline assembly)")]
+    fn birth_time_matches_std() {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open("Cargo.toml").expect("open Cargo.toml");
+        let ours = Linux.birth_time(file.as_raw_fd()).expect("statx");
+        // std asks statx too; a file system without birth times gives an error there.
+        match file.metadata().expect("metadata").created() {
+            Ok(created) => {
+                let since = created.duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+                let expected = Timestamp {
+                    sec: since.as_secs() as i64,
+                    nsec: since.subsec_nanos(),
+                };
+                assert_eq!(ours, Some(expected));
+            }
+            Err(_) => assert_eq!(ours, None),
+        }
+        assert_eq!(Linux.birth_time(-1), Err(Errno::EBADF));
+        assert_eq!(Linux.birth_time(i32::MAX), Err(Errno::EBADF));
     }
 
     #[test]

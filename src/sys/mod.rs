@@ -75,6 +75,16 @@ pub mod consts {
     };
 }
 
+/// A file timestamp as the kernel keeps it: seconds and nanoseconds since the Unix epoch.
+/// Ordered by time (seconds first).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Timestamp {
+    /// Whole seconds (negative before 1970).
+    pub sec: i64,
+    /// Nanoseconds within the second, below 1 000 000 000.
+    pub nsec: u32,
+}
+
 /// What [`Syscalls::fstat`] reports: the few fields of `struct stat` a source uses.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct FileStat {
@@ -88,6 +98,10 @@ pub struct FileStat {
     pub ino: u64,
     /// `st_size`: the size in bytes (0 for most special files).
     pub size: i64,
+    /// `st_ctime`: when the inode last changed (contents or metadata). A file's birth time
+    /// is never later than its `st_ctime`, which is how a reused inode number is told apart
+    /// from the file that had it (see [`Syscalls::birth_time`]).
+    pub ctime: Timestamp,
 }
 
 /// Why a copy to or from a Device DAX mapping did not complete.
@@ -178,6 +192,23 @@ pub trait Syscalls {
     /// `readlinkat(AT_FDCWD, path, buf, buf.len())`: copies the link target (not
     /// NUL-terminated, silently truncated to `buf.len()`) and returns how many bytes it wrote.
     fn readlink(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno>;
+
+    /// `statx(fd, "", AT_EMPTY_PATH, STATX_BTIME)`: when the file was created, or `None` if
+    /// its file system does not record it.
+    ///
+    /// The queries of a source ask this only when `fstat` shows the recorded device and inode
+    /// number but a different `st_ctime`: then the descriptor refers either to the same file,
+    /// changed since, or to a new file that was given the old one's inode number after the
+    /// descriptor number was closed and reused (ext4 and XFS hand out a freed inode number
+    /// again at once). A file born after the recorded `st_ctime` is the new one.
+    ///
+    /// The default fails with `ENOSYS`, which the queries take as "not known" (as they do
+    /// `EPERM`, what some seccomp filters answer): a reused inode number then goes unnoticed.
+    /// A backend that wraps another must forward this call too.
+    fn birth_time(&self, fd: i32) -> Result<Option<Timestamp>, Errno> {
+        let _ = fd;
+        Err(Errno::ENOSYS)
+    }
 
     /// `openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)`: a descriptor the caller closes with
     /// [`close`](Self::close). Used for sysfs attributes.
@@ -322,6 +353,10 @@ impl<S: Syscalls + ?Sized> Syscalls for &S {
 
     fn readlink(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
         (**self).readlink(path, buf)
+    }
+
+    fn birth_time(&self, fd: i32) -> Result<Option<Timestamp>, Errno> {
+        (**self).birth_time(fd)
     }
 
     fn open_read_only(&self, path: &CStr) -> Result<i32, Errno> {

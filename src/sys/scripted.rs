@@ -22,7 +22,7 @@ use core::ffi::CStr;
 use core::ptr::NonNull;
 
 use super::consts::{O_RDWR, S_IFCHR, S_IFREG};
-use super::{FileInformation, FileStat, MappingCopyError, RawHandle, Syscalls};
+use super::{FileInformation, FileStat, MappingCopyError, RawHandle, Syscalls, Timestamp};
 use crate::error::{Errno, Win32Error};
 
 /// How many bytes a scripted link target may hold (more than the real read buffer, so
@@ -41,6 +41,18 @@ pub const MAX_SCRIPTED_FILE: usize = 96;
 /// Size of the file data behind `pread`, `pwrite` and mappings.
 pub const DATA_CAPACITY: usize = 4096;
 
+/// The `st_ctime` of every scripted file: 2023-11-14 22:13:20.5 UTC.
+pub const SCRIPTED_CTIME: Timestamp = Timestamp {
+    sec: 1_700_000_000,
+    nsec: 500_000_000,
+};
+
+/// The birth time of every scripted file, one second before [`SCRIPTED_CTIME`].
+pub const SCRIPTED_BIRTH: Timestamp = Timestamp {
+    sec: 1_699_999_999,
+    nsec: 500_000_000,
+};
+
 /// Descriptors handed out by `open_read_only` start here.
 const FIRST_SYSFS_FD: i32 = 1000;
 
@@ -56,6 +68,11 @@ pub enum Call {
     },
     /// `fstat(fd)`.
     Fstat {
+        /// The descriptor asked about.
+        fd: i32,
+    },
+    /// `statx(fd, "", AT_EMPTY_PATH, STATX_BTIME)`.
+    BirthTime {
         /// The descriptor asked about.
         fd: i32,
     },
@@ -161,6 +178,7 @@ pub enum FileScript {
 pub struct ScriptedKernel {
     fcntl: Result<u32, Errno>,
     fstat: Result<FileStat, Errno>,
+    birth_time: Result<Option<Timestamp>, Errno>,
     readlink: Result<heapless::Vec<u8, MAX_SCRIPTED_LINK>, Errno>,
     links: heapless::Vec<
         (Path, Result<heapless::Vec<u8, MAX_SCRIPTED_LINK>, Errno>),
@@ -208,6 +226,7 @@ impl ScriptedKernel {
         ScriptedKernel {
             fcntl: Ok(O_RDWR),
             fstat: Ok(stat),
+            birth_time: Ok(Some(SCRIPTED_BIRTH)),
             readlink: Err(Errno::ENOENT),
             links: heapless::Vec::new(),
             files: heapless::Vec::new(),
@@ -230,7 +249,8 @@ impl ScriptedKernel {
     }
 
     /// Any descriptor is an `O_RDWR` regular file of 4096 bytes (see
-    /// [`with_data`](Self::with_data)), on device 8:1, inode 12; no sysfs entry exists.
+    /// [`with_data`](Self::with_data)), on device 8:1, inode 12, changed last at
+    /// [`SCRIPTED_CTIME`] and born at [`SCRIPTED_BIRTH`]; no sysfs entry exists.
     pub fn regular_file() -> ScriptedKernel {
         let stat = FileStat {
             mode: S_IFREG | 0o644,
@@ -238,15 +258,17 @@ impl ScriptedKernel {
             dev: 0x801,
             ino: 12,
             size: 4096,
+            ctime: SCRIPTED_CTIME,
         };
         let mut kernel = ScriptedKernel::with_stat(stat);
         kernel.data.len = 4096;
         kernel
     }
 
-    /// Any descriptor is an `O_RDWR` character device `rdev` on devtmpfs (device 0:5); its
-    /// sysfs `subsystem` link points at `../../../../bus/dax` (a Device DAX) until changed
-    /// with [`with_readlink`](Self::with_readlink). Its data is 4096 zero bytes.
+    /// Any descriptor is an `O_RDWR` character device `rdev` on devtmpfs (device 0:5, inode
+    /// 99, times as for [`regular_file`](Self::regular_file)); its sysfs `subsystem` link
+    /// points at `../../../../bus/dax` (a Device DAX) until changed with
+    /// [`with_readlink`](Self::with_readlink). Its data is 4096 zero bytes.
     pub fn char_device(rdev: u64) -> ScriptedKernel {
         let stat = FileStat {
             mode: S_IFCHR | 0o600,
@@ -254,6 +276,7 @@ impl ScriptedKernel {
             dev: 5,
             ino: 99,
             size: 0,
+            ctime: SCRIPTED_CTIME,
         };
         let mut kernel = ScriptedKernel::with_stat(stat);
         kernel.readlink = Ok(heapless::Vec::from_slice(b"../../../../bus/dax").unwrap_or_default());
@@ -314,6 +337,20 @@ impl ScriptedKernel {
     /// Sets the `fstat` answer.
     pub fn with_fstat(mut self, answer: Result<FileStat, Errno>) -> ScriptedKernel {
         self.fstat = answer;
+        self
+    }
+
+    /// Sets only `st_ctime` of the `fstat` answer (keeps the rest, or starts from zeroes if
+    /// `fstat` was scripted to fail).
+    pub fn with_ctime(mut self, ctime: Timestamp) -> ScriptedKernel {
+        let stat = self.fstat.unwrap_or_default();
+        self.fstat = Ok(FileStat { ctime, ..stat });
+        self
+    }
+
+    /// Sets the birth-time (`statx`) answer.
+    pub fn with_birth_time(mut self, answer: Result<Option<Timestamp>, Errno>) -> ScriptedKernel {
+        self.birth_time = answer;
         self
     }
 
@@ -477,6 +514,11 @@ impl Syscalls for ScriptedKernel {
     fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
         self.record(Call::Fstat { fd });
         self.fstat
+    }
+
+    fn birth_time(&self, fd: i32) -> Result<Option<Timestamp>, Errno> {
+        self.record(Call::BirthTime { fd });
+        self.birth_time
     }
 
     fn readlink(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {

@@ -253,13 +253,13 @@ pub fn run_scenarios<E>(
 
 /// The `ok - …` / `FAIL - …` lines and the exit status.
 #[derive(Debug, Default)]
-struct Report {
+pub struct Report {
     total: usize,
     failed: usize,
 }
 
 impl Report {
-    fn record(&mut self, name: &str, outcome: Result<(), String>) {
+    pub fn record(&mut self, name: &str, outcome: Result<(), String>) {
         self.total += 1;
         match outcome {
             Ok(()) => println!("ok - {name}"),
@@ -270,7 +270,7 @@ impl Report {
         }
     }
 
-    fn finish(self) -> ExitCode {
+    pub fn finish(self) -> ExitCode {
         println!("{} scenarios, {} failed", self.total, self.failed);
         if self.failed == 0 {
             ExitCode::SUCCESS

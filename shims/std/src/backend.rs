@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pmem2_source::Errno;
-use pmem2_source::sys::{FileStat, Linux, MappingCopyError, Syscalls};
+use pmem2_source::sys::{FileStat, Linux, MappingCopyError, Syscalls, Timestamp};
 
 /// The Linux backend for std users (and the C ABI): [`Linux`]'s raw syscalls, the page size
 /// from `sysconf(_SC_PAGESIZE)`, and machine-check-safe copies for Device DAX I/O.
@@ -26,6 +26,11 @@ impl Syscalls for StdSyscalls {
     #[inline]
     fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
         Linux.fstat(fd)
+    }
+
+    #[inline]
+    fn birth_time(&self, fd: i32) -> Result<Option<Timestamp>, Errno> {
+        Linux.birth_time(fd)
     }
 
     #[inline]
