@@ -727,7 +727,7 @@ impl fmt::Display for Error {
                 f,
                 "cannot read the alignment of Device DAX {device}: neither \
                  /sys/dev/char/{device}/align nor a dax_region/align in one of its {} nearest \
-                 ancestor directories exists",
+                 ancestor directories below /sys exists",
                 crate::query::MAX_ANCESTORS
             ),
             Error::AlignmentNotPowerOfTwo { alignment } => {

@@ -16,7 +16,7 @@ use crate::sysfs::{
 };
 
 /// How many parent directories are searched for `dax_region/align`, a `numa_node` or an
-/// NVDIMM region. Real trees need two or three.
+/// NVDIMM region, at most: fewer where `/sys` is nearer. Real trees need two or three.
 pub const MAX_ANCESTORS: u8 = 8;
 
 /// How many `mappingN` attributes of a region are read at most (a region interleaves a
@@ -258,10 +258,32 @@ impl Source {
         Ok(info)
     }
 
+    /// `/sys/dev/char/M:m` for this Device DAX.
+    fn dax_root(&self) -> SysfsRoot {
+        SysfsRoot::CharDevice(self.rdev().unwrap_or(DeviceNumber::from_raw(0)))
+    }
+
     /// `/sys/dev/char/M:m/` + `../` × `ups` + `attribute` for this Device DAX.
     fn dax_attribute(&self, ups: u8, attribute: &'static str) -> SysfsPath {
-        let device = self.rdev().unwrap_or(DeviceNumber::from_raw(0));
-        SysfsPath::new(SysfsRoot::CharDevice(device), attribute).up(ups)
+        SysfsPath::new(self.dax_root(), attribute).up(ups)
+    }
+
+    /// The steps up from `first_up` that a search of this Device DAX's ancestors takes: at
+    /// most [`MAX_ANCESTORS`], and never as far as `/sys` (see
+    /// [`SysfsRoot::depth_below_sys`]), which is read only once the search goes up.
+    fn dax_ancestors<'a, S: Syscalls + ?Sized>(
+        &'a self,
+        sys: &'a S,
+        first_up: u8,
+    ) -> impl Iterator<Item = u8> + 'a {
+        let mut highest = None;
+        (first_up..=MAX_ANCESTORS).take_while(move |&ups| {
+            ups == 0
+                || ups
+                    <= *highest.get_or_insert_with(|| {
+                        self.dax_root().depth_below_sys(sys).saturating_sub(1)
+                    })
+        })
     }
 
     fn device_dax_alignment<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<u64, Error> {
@@ -298,7 +320,7 @@ impl Source {
         first_up: u8,
         attribute: &'static str,
     ) -> Result<Option<(SysfsPath, Attribute)>, Error> {
-        for ups in first_up..=MAX_ANCESTORS {
+        for ups in self.dax_ancestors(sys, first_up) {
             let path = self.dax_attribute(ups, attribute);
             if let Some(contents) = read_optional(sys, &path)? {
                 return Ok(Some((path, contents)));
@@ -343,12 +365,9 @@ impl Source {
     fn region<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<Option<SysfsDir>, Error> {
         match self.file_type() {
             Some(FileType::DeviceDax) => {
-                let Some(device) = self.rdev() else {
-                    return Ok(None);
-                };
-                for ups in 0..=MAX_ANCESTORS {
+                for ups in self.dax_ancestors(sys, 0) {
                     let dir = SysfsDir {
-                        root: SysfsRoot::CharDevice(device),
+                        root: self.dax_root(),
                         ups,
                         prefix: "",
                     };
@@ -732,11 +751,18 @@ mod tests {
         }
     }
 
+    /// `/sys/dev/char/252:0` as a link to a device directory `depth` below `/sys`.
+    fn dax_at_depth(depth: usize) -> ScriptedKernel {
+        let target = std::format!("../../devices{}/dax0.0", "/d".repeat(depth - 2));
+        dax_kernel().with_link(DAX_DIR, Ok(target.as_bytes()))
+    }
+
     #[test]
     fn device_dax_alignment_falls_back_to_the_nearest_dax_region() {
+        let deep = usize::from(MAX_ANCESTORS) + 2;
         for ups in 1..=MAX_ANCESTORS {
             let region = std::format!("{DAX_DIR}/{}dax_region/align", "../".repeat(ups.into()));
-            let kernel = dax_kernel().with_file(&region, b"4096\n");
+            let kernel = dax_at_depth(deep).with_file(&region, b"4096\n");
             assert_eq!(
                 source(&kernel).alignment_with(&kernel),
                 Ok(4096),
@@ -750,12 +776,13 @@ mod tests {
         assert_eq!(source(&kernel).alignment_with(&kernel), Ok(65536));
         // Too far up is not searched.
         let too_far = std::format!("{DAX_DIR}/{}dax_region/align", "../".repeat(9));
-        let kernel = dax_kernel().with_file(&too_far, b"4096\n");
+        let kernel = dax_at_depth(deep + 5).with_file(&too_far, b"4096\n");
         assert_failure(
             source(&kernel).alignment_with(&kernel),
             -2,
             "cannot read the alignment of Device DAX 252:0: neither /sys/dev/char/252:0/align \
-             nor a dax_region/align in one of its 8 nearest ancestor directories exists",
+             nor a dax_region/align in one of its 8 nearest ancestor directories below /sys \
+             exists",
         );
         // An unreadable own attribute is an error, not a reason to look elsewhere.
         let kernel = dax_kernel()
@@ -763,6 +790,81 @@ mod tests {
             .with_file(&attr("../dax_region/align"), b"4096\n");
         let message = std::format!("open \"{DAX_DIR}/align\": Permission denied");
         assert_failure(source(&kernel).alignment_with(&kernel), -13, &message);
+    }
+
+    /// Ancestors are searched up to the directory just below `/sys`, never `/sys` itself or
+    /// above it (`..` of `/sys` is `/`): the depth comes from the device's link, read once,
+    /// and only when the search goes up.
+    #[test]
+    fn ancestor_searches_stop_below_the_sysfs_root() {
+        use crate::sys::scripted::Call;
+        let opened_ups = |kernel: &ScriptedKernel| -> std::vec::Vec<usize> {
+            kernel
+                .calls()
+                .iter()
+                .filter_map(|call| match call {
+                    Call::Open { path } => Some(path.matches("../").count()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let links_read = |kernel: &ScriptedKernel| {
+            kernel
+                .calls()
+                .iter()
+                .filter(|call| matches!(call, Call::Readlink { path, .. } if path == DAX_DIR))
+                .count()
+        };
+        let hmem = |kernel: ScriptedKernel| {
+            kernel.with_link(DAX_DIR, Ok(b"../../devices/platform/hmem.0/dax0.0"))
+        };
+        // hmem: /sys/devices/platform/hmem.0/dax0.0, 4 below /sys: 3 steps up at most.
+        let kernel = hmem(dax_kernel());
+        assert_eq!(
+            source(&kernel).numa_node_with(&kernel),
+            Err(Error::RegionNotFound)
+        );
+        assert_eq!(opened_ups(&kernel), [0, 1, 2, 3]);
+        assert_eq!(links_read(&kernel), 1);
+        let kernel = hmem(dax_kernel());
+        assert!(source(&kernel).alignment_with(&kernel).is_err());
+        assert_eq!(
+            opened_ups(&kernel),
+            [0, 1, 2, 3],
+            "align, then dax_region/align"
+        );
+        let kernel = hmem(dax_kernel());
+        let _ = source(&kernel).device_usc_with(&kernel);
+        assert_eq!(opened_ups(&kernel), [0, 1, 2, 3], "mappings");
+        // Found in the device's own directory: the link is not read.
+        let kernel = hmem(dax_kernel()).with_file(&attr("numa_node"), b"0\n");
+        assert_eq!(source(&kernel).numa_node_with(&kernel), Ok(0));
+        assert_eq!(links_read(&kernel), 0);
+        // The file at /sys (4 up) or at / (5 up) is never opened.
+        for ups in [4, 5] {
+            let above = std::format!("{DAX_DIR}/{}numa_node", "../".repeat(ups));
+            let kernel = hmem(dax_kernel()).with_file(&above, b"0\n");
+            assert_eq!(
+                source(&kernel).numa_node_with(&kernel),
+                Err(Error::RegionNotFound)
+            );
+        }
+        // A staged tree's plain directory /sys/dev/char/252:0 is 3 below: 2 steps.
+        let kernel = dax_kernel();
+        assert_eq!(
+            source(&kernel).numa_node_with(&kernel),
+            Err(Error::RegionNotFound)
+        );
+        assert_eq!(opened_ups(&kernel), [0, 1, 2]);
+        // A link that leaves /sys, or is absolute: the device's own directory only.
+        for target in [&b"../../../etc/dax0.0"[..], b"/sys/devices/dax0.0"] {
+            let kernel = dax_kernel().with_link(DAX_DIR, Ok(target));
+            assert_eq!(
+                source(&kernel).numa_node_with(&kernel),
+                Err(Error::RegionNotFound)
+            );
+            assert_eq!(opened_ups(&kernel), [0], "{target:?}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use core::fmt;
 
 use crate::error::Errno;
 use crate::sys::Syscalls;
+use crate::sys::consts::{S_IFMT, S_IFREG};
 
 /// Size of the buffer a `subsystem` link target is read into. A target that fills it is
 /// possibly truncated and is never taken for Device DAX. Real targets are short
@@ -115,6 +116,81 @@ impl fmt::Display for SysfsRoot {
             SysfsRoot::NdDevice(name) => write!(f, "/sys/bus/nd/devices/{name}"),
         }
     }
+}
+
+impl SysfsRoot {
+    /// How many directories below `/sys` the directory this root names lies, read from its
+    /// link: `/sys/dev/char/252:0 -> ../../devices/platform/hmem.0/dax0.0` is 4 below.
+    ///
+    /// A path that goes up from a root (`…/252:0/../../numa_node`) is resolved by the kernel
+    /// from the link's target, and `..` of `/sys` is `/`: a search of ancestors must take
+    /// fewer steps than this, or it opens files outside sysfs. A root that is not a link (a
+    /// staged tree's plain directory) or cannot be read is the directory
+    /// `/sys/dev/{char,block}/M:m` itself, 3 below; a target that is absolute or climbs out
+    /// of `/sys` has nothing known below `/sys`, 0. A DIMM's root is searched without going
+    /// up, and is 0 too.
+    ///
+    /// ```
+    /// use pmem2_source::DeviceNumber;
+    /// use pmem2_source::sys::scripted::ScriptedKernel;
+    /// use pmem2_source::sysfs::SysfsRoot;
+    ///
+    /// let root = SysfsRoot::CharDevice(DeviceNumber::from_raw(0xfc00));
+    /// let hmem = ScriptedKernel::char_device(0xfc00)
+    ///     .with_link("/sys/dev/char/252:0", Ok(b"../../devices/platform/hmem.0/dax0.0"));
+    /// assert_eq!(root.depth_below_sys(&hmem), 4);
+    /// let staged = ScriptedKernel::char_device(0xfc00); // a plain directory
+    /// assert_eq!(root.depth_below_sys(&staged), 3);
+    /// ```
+    pub fn depth_below_sys<S: Syscalls + ?Sized>(&self, sys: &S) -> u8 {
+        let mut path = PathBuffer::new();
+        let out = &mut path.0;
+        let (directory, device) = match self {
+            SysfsRoot::CharDevice(device) => (&b"/sys/dev/char/"[..], *device),
+            SysfsRoot::BlockDevice(device) => (&b"/sys/dev/block/"[..], *device),
+            SysfsRoot::NdDevice(_) => return 0,
+        };
+        let at = put_bytes(out, 0, directory);
+        let at = put_device(out, at, device);
+        let end = put_bytes(out, at, b"\0");
+        let Some(c_path) = out
+            .get(..end)
+            .and_then(|bytes| CStr::from_bytes_with_nul(bytes).ok())
+        else {
+            return 0;
+        };
+        let mut target = [0u8; LINK_TARGET_CAPACITY];
+        match sys.readlink(c_path, &mut target) {
+            Ok(len) if len < LINK_TARGET_CAPACITY => {
+                // The link lives in /sys/dev/{char,block}, 2 below /sys.
+                target
+                    .get(..len)
+                    .map_or(0, |target| resolved_depth(2, target))
+            }
+            Ok(_) => 0,
+            Err(_) => 3,
+        }
+    }
+}
+
+/// The depth below `/sys` of the relative link `target` found at depth `start`; 0 for an
+/// absolute target or one that goes above `/sys` on the way.
+fn resolved_depth(start: u8, target: &[u8]) -> u8 {
+    if target.first() == Some(&b'/') {
+        return 0;
+    }
+    let mut depth = start;
+    for component in target.split(|&byte| byte == b'/') {
+        depth = match component {
+            b"" | b"." => depth,
+            b".." => match depth.checked_sub(1) {
+                Some(up) => up,
+                None => return 0,
+            },
+            _ => depth.saturating_add(1),
+        };
+    }
+    depth
 }
 
 /// A sysfs path: a [`SysfsRoot`], `../` steps up from it, a fixed prefix, and an attribute
@@ -297,6 +373,14 @@ impl fmt::Display for SysfsPath {
 pub enum SysfsOperation {
     /// Opening it (`ENOENT`: no such attribute).
     Open,
+    /// `fstat` of the opened attribute.
+    Fstat,
+    /// The opened file is not a regular file, as every sysfs attribute is (a FIFO, a device
+    /// or a socket put in a staged tree); it is not read. The failure's errno is `EINVAL`.
+    NotRegularFile {
+        /// Its `st_mode & S_IFMT` bits.
+        file_type_bits: u32,
+    },
     /// Reading it.
     Read,
     /// Reading the link (for `subsystem`).
@@ -306,7 +390,8 @@ pub enum SysfsOperation {
 impl fmt::Display for SysfsOperation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SysfsOperation::Open => "open",
+            SysfsOperation::Open | SysfsOperation::NotRegularFile { .. } => "open",
+            SysfsOperation::Fstat => "fstat",
             SysfsOperation::Read => "read",
             SysfsOperation::Readlink => "readlink",
         })
@@ -326,14 +411,26 @@ pub struct SysfsFailure {
 
 impl fmt::Display for SysfsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} \"{}\": {}", self.operation, self.path, self.errno)
+        match self.operation {
+            SysfsOperation::NotRegularFile { file_type_bits } => write!(
+                f,
+                "open \"{}\": not a regular file (file type 0{file_type_bits:o}), as every \
+                 sysfs attribute is",
+                self.path
+            ),
+            operation => write!(f, "{operation} \"{}\": {}", self.path, self.errno),
+        }
     }
 }
 
-/// Reads the attribute at `path` into `buf` with open, read (until the end of the file or a
-/// full buffer) and close, and returns what was read. A file longer than the buffer comes
-/// back cut, filling it: callers must not parse a full buffer (a cut number can still look
-/// valid, e.g. zero-padded digits cut right after a newline).
+/// Reads the attribute at `path` into `buf` with open, fstat, read (until the end of the
+/// file or a full buffer) and close, and returns what was read. A file longer than the buffer
+/// comes back cut, filling it: callers must not parse a full buffer (a cut number can still
+/// look valid, e.g. zero-padded digits cut right after a newline).
+///
+/// Nothing here can block or read without end, whatever a staged or hostile tree puts at
+/// `path`: the backend opens without blocking ([`Syscalls::open_read_only`]), anything but a
+/// regular file is refused before it is read, and at most `buf.len()` bytes are read.
 pub fn read_attribute<'b, S: Syscalls + ?Sized>(
     sys: &S,
     path: &SysfsPath,
@@ -351,6 +448,30 @@ pub fn read_attribute<'b, S: Syscalls + ?Sized>(
     let fd = sys
         .open_read_only(c_path)
         .map_err(|errno| failure(SysfsOperation::Open, errno))?;
+    let outcome = match sys.fstat(fd) {
+        Ok(stat) if stat.mode & S_IFMT == S_IFREG => {
+            read_to_end(sys, fd, buf).map_err(|errno| failure(SysfsOperation::Read, errno))
+        }
+        Ok(stat) => Err(failure(
+            SysfsOperation::NotRegularFile {
+                file_type_bits: stat.mode & S_IFMT,
+            },
+            Errno::EINVAL,
+        )),
+        Err(errno) => Err(failure(SysfsOperation::Fstat, errno)),
+    };
+    // Nothing to do about a failed close of a read-only sysfs file.
+    let _ = sys.close(fd);
+    outcome
+}
+
+/// Reads `fd` into `buf` until the end of the file or a full buffer; retries an interrupted
+/// read a bounded number of times.
+fn read_to_end<'b, S: Syscalls + ?Sized>(
+    sys: &S,
+    fd: i32,
+    buf: &'b mut [u8; ATTRIBUTE_CAPACITY],
+) -> Result<&'b [u8], Errno> {
     let mut filled = 0;
     let mut interrupted = 0;
     let outcome = loop {
@@ -362,11 +483,9 @@ pub fn read_attribute<'b, S: Syscalls + ?Sized>(
             // A backend claiming more than it was given is treated as having filled it.
             Ok(n) => filled = filled.saturating_add(n).min(ATTRIBUTE_CAPACITY),
             Err(Errno::EINTR) if interrupted < crate::io::MAX_INTERRUPTIONS => interrupted += 1,
-            Err(errno) => break Err(failure(SysfsOperation::Read, errno)),
+            Err(errno) => break Err(errno),
         }
     };
-    // Nothing to do about a failed close of a read-only sysfs file.
-    let _ = sys.close(fd);
     outcome?;
     Ok(buf.get(..filled).unwrap_or_default())
 }
@@ -426,14 +545,20 @@ pub fn parse_word_line(text: &[u8]) -> Option<&[u8]> {
 
 /// The DIMM named by a region's `mappingN` attribute (`"nmem0,0,268435456,0\n"`: DIMM, offset,
 /// length, position): the text before the first comma, which must be a plausible sysfs name
-/// (letters, digits, `.`, `_`, `-`) of at most [`SysfsText::CAPACITY`] bytes.
+/// (letters, digits, `.`, `_`, `-`) of at most [`SysfsText::CAPACITY`] bytes, and not `.` or
+/// `..`, which would name `/sys/bus/nd/devices` itself or its parent rather than a DIMM.
 pub fn parse_mapping_dimm(text: &[u8]) -> Option<&[u8]> {
     let line = parse_word_line(text)?;
     let name = line.split(|&byte| byte == b',').next()?;
     let plausible = |byte: &u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
     let fits = name.len() <= SysfsText::CAPACITY;
-    (!name.is_empty() && fits && name.len() < line.len() && name.iter().all(plausible))
-        .then_some(name)
+    let a_directory_itself = matches!(name, b"." | b"..");
+    (!name.is_empty()
+        && fits
+        && !a_directory_itself
+        && name.len() < line.len()
+        && name.iter().all(plausible))
+    .then_some(name)
 }
 
 /// What a `subsystem` link target says about the device.
@@ -793,6 +918,64 @@ mod tests {
             None,
             "not a plain name"
         );
+        assert_eq!(
+            parse_mapping_dimm(b".,0,1,0\n"),
+            None,
+            "the directory itself"
+        );
+        assert_eq!(parse_mapping_dimm(b"..,0,1,0\n"), None, "its parent");
+        assert_eq!(
+            parse_mapping_dimm(b"...,0,1,0\n"),
+            Some(&b"..."[..]),
+            "a name"
+        );
+        assert_eq!(parse_mapping_dimm(b".nmem0,0,1,0\n"), Some(&b".nmem0"[..]));
+    }
+
+    /// Whatever a staged tree puts where an attribute should be, nothing blocks and nothing
+    /// but a regular file is read: the file is checked with `fstat` after a non-blocking open.
+    #[test]
+    fn only_regular_files_are_read_as_attributes() {
+        use crate::sys::consts::{S_IFCHR, S_IFIFO, S_IFSOCK};
+        use crate::sys::scripted::{Call, FileScript, ScriptedKernel};
+        let path = SysfsPath::new(SysfsRoot::CharDevice(DeviceNumber::from_raw(1)), "size");
+        for (mode, shown) in [
+            (S_IFIFO, "010000"),
+            (S_IFCHR, "020000"),
+            (S_IFSOCK, "0140000"),
+        ] {
+            let kernel = ScriptedKernel::char_device(1)
+                .with_file_script("/sys/dev/char/0:1/size", FileScript::Special(mode | 0o644));
+            let mut buf = [0; ATTRIBUTE_CAPACITY];
+            let failure = read_attribute(&kernel, &path, &mut buf).expect_err("not regular");
+            assert_eq!(
+                (failure.operation, failure.errno),
+                (
+                    SysfsOperation::NotRegularFile {
+                        file_type_bits: mode
+                    },
+                    Errno::EINVAL
+                )
+            );
+            assert_eq!(
+                failure.to_string(),
+                std::format!(
+                    "open \"/sys/dev/char/0:1/size\": not a regular file (file type {shown}), \
+                     as every sysfs attribute is"
+                )
+            );
+            assert!(
+                !kernel
+                    .calls()
+                    .iter()
+                    .any(|call| matches!(call, Call::Read { .. })),
+                "not read"
+            );
+            assert_eq!(kernel.open_descriptors(), 0, "closed");
+        }
+        let kernel = ScriptedKernel::char_device(1).with_file("/sys/dev/char/0:1/size", b"7\n");
+        let mut buf = [0; ATTRIBUTE_CAPACITY];
+        assert_eq!(read_attribute(&kernel, &path, &mut buf), Ok(&b"7\n"[..]));
     }
 
     #[test]
@@ -836,11 +1019,13 @@ mod tests {
         assert_eq!(path.root(), &dimm);
         let operations = [
             SysfsOperation::Open,
+            SysfsOperation::Fstat,
+            SysfsOperation::NotRegularFile { file_type_bits: 0 },
             SysfsOperation::Read,
             SysfsOperation::Readlink,
         ];
         let names = operations.map(|operation| operation.to_string());
-        assert_eq!(names, ["open", "read", "readlink"]);
+        assert_eq!(names, ["open", "fstat", "open", "read", "readlink"]);
     }
 
     #[test]

@@ -21,10 +21,15 @@
 
 mod common;
 
+use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::symlink;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, symlink};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use common::fake_sysfs::{
     NOT_A_LINK, SUBSYSTEM_PATH, Scenario, TOO_LONG, enter_or_exit, entry_plain_file,
@@ -253,6 +258,42 @@ fn scenarios() -> Vec<Scenario<Expect>> {
             },
         ),
         Scenario::new(
+            "queries: size, align and numa_node are FIFOs: refused, never waited for",
+            |root| {
+                dax_with_attributes(root, &[])?;
+                for name in ["size", "align", "numa_node"] {
+                    mkfifo(&root.join("1:3").join(name))?;
+                }
+                Ok(())
+            },
+            Expect::Queries {
+                size: Err(not_regular("size", "010000")),
+                alignment: Err(not_regular("align", "010000")),
+                numa_node: Err(not_regular("numa_node", "010000")),
+            },
+        ),
+        Scenario::new(
+            "queries: size and align are links to /dev/zero: not followed",
+            |root| {
+                dax_with_attributes(root, &[])?;
+                symlink("/dev/zero", root.join("1:3/size"))?;
+                symlink("/dev/zero", root.join("1:3/align"))
+            },
+            Expect::Queries {
+                size: Err((
+                    -libc::ELOOP,
+                    "open \"/sys/dev/char/1:3/size\": Too many levels of symbolic links"
+                        .to_string(),
+                )),
+                alignment: Err((
+                    -libc::ELOOP,
+                    "open \"/sys/dev/char/1:3/align\": Too many levels of symbolic links"
+                        .to_string(),
+                )),
+                numa_node: Err((PMEM2_E_DAX_REGION_NOT_FOUND, "unknown region".to_string())),
+            },
+        ),
+        Scenario::new(
             "queries: no alignment anywhere",
             |root| dax_with_attributes(root, &[("size", "4096\n")]),
             Expect::Queries {
@@ -261,13 +302,105 @@ fn scenarios() -> Vec<Scenario<Expect>> {
                     -libc::ENOENT,
                     "cannot read the alignment of Device DAX 1:3: neither \
                      /sys/dev/char/1:3/align nor a dax_region/align in one of its 8 nearest \
-                     ancestor directories exists"
+                     ancestor directories below /sys exists"
                         .to_string(),
                 )),
                 numa_node: Err((PMEM2_E_DAX_REGION_NOT_FOUND, "unknown region".to_string())),
             },
         ),
     ]
+}
+
+/// What a query answers for an attribute that is not a regular file.
+fn not_regular(attribute: &str, file_type: &str) -> (i32, String) {
+    (
+        -libc::EINVAL,
+        format!(
+            "open \"/sys/dev/char/1:3/{attribute}\": not a regular file (file type {file_type}), \
+             as every sysfs attribute is"
+        ),
+    )
+}
+
+fn mkfifo(path: &Path) -> std::io::Result<()> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: `c_path` is a live NUL-terminated string.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The FIFOs in the staged tree at `dir` (links are not followed).
+fn fifos_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(meta) = fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.file_type().is_fifo() {
+            found.push(entry.path());
+        } else if meta.is_dir() {
+            found.extend(fifos_under(&entry.path()));
+        }
+    }
+    found
+}
+
+/// Runs `check` while a watchdog thread stands by: if `check` has not finished within 5 s,
+/// the watchdog opens every FIFO of the staged tree for writing, which releases a reader
+/// blocked in `open`, and the scenario fails instead of hanging.
+fn without_hanging(check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let fifos = fifos_under(Path::new("/sys/dev/char"));
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let mut released = false;
+        while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(5)) {
+            released = true;
+            for fifo in &fifos {
+                let _ = fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(fifo);
+            }
+        }
+        released
+    });
+    let outcome = check();
+    drop(done);
+    let released = watchdog.join().unwrap_or(true);
+    match (released, outcome) {
+        (true, outcome) => Err(format!(
+            "blocked on a FIFO until the watchdog opened it ({outcome:?})"
+        )),
+        (false, outcome) => outcome,
+    }
+}
+
+/// Every attribute a query opened (the counting backend's log) lies strictly below `/sys`:
+/// where its `..` steps lead, resolved, is not `/sys` or outside it.
+fn opened_below_sys(kernel: &CountingLinux) -> Result<(), String> {
+    for entry in kernel.log() {
+        let Some(path) = entry
+            .strip_prefix("open(\"")
+            .and_then(|rest| rest.strip_suffix("\")"))
+        else {
+            continue;
+        };
+        // Up to the last `..` (which exists whenever the device's directory does), or the
+        // attribute's directory; what follows only goes further down.
+        let directory = match path.rfind("/..") {
+            Some(at) => Path::new(&path[..at + 3]),
+            None => Path::new(path).parent().unwrap_or(Path::new("/")),
+        };
+        let resolved =
+            fs::canonicalize(directory).map_err(|e| format!("{}: {e}", directory.display()))?;
+        if !resolved.starts_with("/sys/") {
+            return Err(format!("opened {path}, in {}", resolved.display()));
+        }
+    }
+    Ok(())
 }
 
 /// `1:3` as a Device DAX (`subsystem -> ../bus/dax`, which resolves in the tmpfs) with these
@@ -309,7 +442,14 @@ fn check(result: &Result<Source, Error>, expect: &Expect, null: &OwnedFd) -> Res
             let source = result.as_ref().map_err(|err| err.to_string())?;
             compare("size", source.size(), size)?;
             compare("alignment", source.alignment(), alignment)?;
-            compare("numa_node", source.numa_node(), numa_node)
+            compare("numa_node", source.numa_node(), numa_node)?;
+            // Again through the counting backend, which logs what the searches of the
+            // device's ancestors opened.
+            let kernel = CountingLinux::new();
+            compare("numa_node", source.numa_node_with(&kernel), numa_node)?;
+            compare("alignment", source.alignment_with(&kernel), alignment)?;
+            let _ = source.device_usc_with(&kernel);
+            opened_below_sys(&kernel)
         }
         (Expect::DeviceDax, Ok(source)) => {
             let st = libc_fstat(null.as_raw_fd());
@@ -362,7 +502,7 @@ fn check(result: &Result<Source, Error>, expect: &Expect, null: &OwnedFd) -> Res
 /// Asks both `Source::from_fd` and the counting wrapper about the staged scenario, checks.
 fn run(scenario: &Scenario<Expect>, null: &OwnedFd) -> Result<(), String> {
     let result = Source::from_fd(null.as_raw_fd());
-    check(&result, &scenario.expect, null)?;
+    without_hanging(|| check(&result, &scenario.expect, null))?;
 
     let kernel = CountingLinux::new();
     let counted = Source::from_fd_with(&kernel, null.as_raw_fd());

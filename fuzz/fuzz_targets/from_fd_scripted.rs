@@ -1,7 +1,8 @@
 //! Fuzz target `from_fd_scripted`: an `Arbitrary` script of kernel answers (fcntl flags or
-//! errno; fstat mode/rdev/dev/ino/size or errno, at creation and later; the `subsystem`
-//! readlink bytes or errno; the page size; a Device DAX's sysfs `size`, `align` and
-//! `dax_region/align` files) and a sequence of operations — `from_fd`, `from_anon`, `size`,
+//! errno; fstat mode/rdev/dev/ino/size/ctime or errno, at creation and later; the birth time
+//! (statx) or errno; the `subsystem` readlink bytes or errno; how deep below `/sys` the
+//! device's directory is; the page size; a Device DAX's sysfs `size`, `align` and
+//! `dax_region/align` files, which may be FIFOs) and a sequence of operations — `from_fd`, `from_anon`, `size`,
 //! `alignment`, `get_fd`, `delete` — on sources allocated through a randomly failing
 //! allocator wrapped in `CountingAlloc`.
 //!
@@ -30,7 +31,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pmem2_source::sys::FileStat;
+use pmem2_source::sys::{FileStat, Timestamp};
 use pmem2_source::sys::scripted::{
     Call, FileScript, MAX_SCRIPTED_FILE, MAX_SCRIPTED_LINK, ScriptedKernel,
 };
@@ -55,6 +56,8 @@ enum ErrnoPick {
     Enomem,
     Eoverflow,
     Eloop,
+    Enosys,
+    Eperm,
     Other(u16),
 }
 
@@ -71,6 +74,8 @@ impl ErrnoPick {
             ErrnoPick::Enomem => 12,
             ErrnoPick::Eoverflow => 75,
             ErrnoPick::Eloop => 40,
+            ErrnoPick::Enosys => 38,
+            ErrnoPick::Eperm => 1,
             ErrnoPick::Other(n) => 1 + i32::from(n % 4095),
         }
     }
@@ -103,6 +108,7 @@ const S_IFMT: u32 = 0o170_000;
 const S_IFREG: u32 = 0o100_000;
 const S_IFDIR: u32 = 0o040_000;
 const S_IFCHR: u32 = 0o020_000;
+const S_IFIFO: u32 = 0o010_000;
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum ModePick {
@@ -149,6 +155,16 @@ struct StatPick {
     dev: u8,
     ino: u8,
     size: i64,
+    /// `st_ctime`, in whole seconds (few values, so that equal times are common).
+    ctime: u8,
+}
+
+/// A time in whole seconds.
+fn seconds(sec: u8) -> Timestamp {
+    Timestamp {
+        sec: i64::from(sec),
+        nsec: 0,
+    }
 }
 
 impl StatPick {
@@ -159,6 +175,7 @@ impl StatPick {
             dev: u64::from(self.dev),
             ino: u64::from(self.ino),
             size: self.size,
+            ctime: seconds(self.ctime),
         }
     }
 }
@@ -170,6 +187,9 @@ enum LaterStat {
     NewSize(i64),
     OtherInode(u8),
     OtherDevice(u8),
+    /// Same device and inode, another `st_ctime`: the file changed, or another file has its
+    /// inode number (the birth time tells).
+    Touched(u8),
     Fails(ErrnoPick),
     Replaced(StatPick),
 }
@@ -215,13 +235,16 @@ enum FilePick {
     Contents(Vec<u8>),
     OpenFails(ErrnoPick),
     ReadFails(ErrnoPick),
+    Fifo,
 }
 
-/// What the model sees of a file: absent, fails to open/read, or these bytes.
+/// What the model sees of a file: absent, fails to open/read, not a regular file, or these
+/// bytes.
 enum FileModel {
     Absent,
     OpenFails(i32),
     ReadFails(i32),
+    Fifo,
     Contents(Vec<u8>),
 }
 
@@ -238,6 +261,7 @@ impl FilePick {
             }
             FilePick::OpenFails(e) => FileModel::OpenFails(e.raw()),
             FilePick::ReadFails(e) => FileModel::ReadFails(e.raw()),
+            FilePick::Fifo => FileModel::Fifo,
         }
     }
 
@@ -246,6 +270,7 @@ impl FilePick {
             FileModel::Absent => return None,
             FileModel::OpenFails(e) => FileScript::OpenFails(Errno::from_raw(e)),
             FileModel::ReadFails(e) => FileScript::ReadFails(Errno::from_raw(e)),
+            FileModel::Fifo => FileScript::Special(S_IFIFO | 0o644),
             FileModel::Contents(bytes) => {
                 FileScript::Contents(heapless::Vec::from_slice(&bytes).expect("fits"))
             }
@@ -292,7 +317,12 @@ struct Script {
     fcntl: Result<FlagsPick, ErrnoPick>,
     stat: Result<StatPick, ErrnoPick>,
     later_stat: LaterStat,
+    /// The birth time (statx) in whole seconds, or the errno.
+    birth: Result<Option<u8>, ErrnoPick>,
     readlink: Result<LinkPick, ErrnoPick>,
+    /// `/sys/dev/char/M:m` links this many directories below `/sys` (`n % 13`; 12: a link
+    /// that climbs out of `/sys`); `None`: not a link.
+    device_depth: Option<u8>,
     page_size: Result<PagePick, ErrnoPick>,
     size_file: FilePick,
     align_file: FilePick,
@@ -351,8 +381,36 @@ impl Script {
                 dev: u64::from(dev),
                 ..stat
             }),
+            LaterStat::Touched(ctime) => created.map(|stat| FileStat {
+                ctime: seconds(ctime),
+                ..stat
+            }),
             LaterStat::Fails(errno) => Err(errno.raw()),
             LaterStat::Replaced(stat) => Ok(stat.stat()),
+        }
+    }
+
+    fn birth_answer(&self) -> Result<Option<u8>, i32> {
+        self.birth.map_err(ErrnoPick::raw)
+    }
+
+    /// The target of the device's `/sys/dev/char/M:m` link, if it is one.
+    fn device_link(&self) -> Option<String> {
+        let depth = self.device_depth? % 13;
+        Some(if depth == 12 {
+            "../../../escaped/dax0.0".to_owned()
+        } else {
+            format!("../..{}", "/d".repeat(depth.into()))
+        })
+    }
+
+    /// How many directories below `/sys` the device's directory is: from the link, counted
+    /// here; a plain directory `/sys/dev/char/M:m` is 3 below.
+    fn depth_below_sys(&self) -> u8 {
+        match self.device_depth {
+            None => 3,
+            Some(depth) if depth % 13 == 12 => 0,
+            Some(depth) => depth % 13,
         }
     }
 
@@ -413,8 +471,16 @@ impl Script {
         let mut kernel = ScriptedKernel::regular_file()
             .with_fcntl(self.fcntl_answer().map_err(errno))
             .with_fstat(stat.map_err(errno))
+            .with_birth_time(
+                self.birth_answer()
+                    .map(|birth| birth.map(seconds))
+                    .map_err(errno),
+            )
             .with_readlink(link.as_deref().map_err(|&e| errno(e)))
             .with_page_size(self.page_answer().map_err(errno));
+        if let Some(target) = self.device_link() {
+            kernel = kernel.with_link(&char_dir(self.rdev()), Ok(target.as_bytes()));
+        }
         for (path, pick) in self.files() {
             if let Some(script) = pick.script() {
                 kernel = kernel.with_file_script(&path, script);
@@ -431,6 +497,8 @@ const EBADF: i32 = 9;
 const ENOENT: i32 = 2;
 const ENOMEM: i32 = 12;
 const EINVAL: i32 = 22;
+const ENOSYS: i32 = 38;
+const EPERM: i32 = 1;
 
 /// What a successfully created fd source holds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -440,6 +508,7 @@ struct FdFacts {
     rdev: u64,
     dev: u64,
     ino: u64,
+    ctime: Timestamp,
 }
 
 /// What the model knows about a live source.
@@ -524,6 +593,7 @@ fn model_from_fd(script: &Script, fd: i32) -> FromFdModel {
             rdev: stat.rdev,
             dev: stat.dev,
             ino: stat.ino,
+            ctime: stat.ctime,
         };
         Ok((step, facts))
     })();
@@ -546,6 +616,7 @@ fn model_read(script: &Script, path: &str, optional: bool) -> Result<Option<Vec<
         FileModel::Absent => Err(-ENOENT),
         FileModel::OpenFails(ENOENT) if optional => Ok(None),
         FileModel::OpenFails(errno) | FileModel::ReadFails(errno) => Err(-errno),
+        FileModel::Fifo => Err(-EINVAL),
         FileModel::Contents(bytes) => Ok(Some(bytes)),
     }
 }
@@ -567,6 +638,17 @@ fn model_size(script: &Script, source: Model, later: bool) -> (Vec<String>, Resu
     };
     if (stat.dev, stat.ino) != (facts.dev, facts.ino) {
         return (Vec::new(), Err(codes::PMEM2_E_INVALID_FILE_HANDLE));
+    }
+    // The same inode number with another st_ctime: a file born after the recorded st_ctime
+    // is another one; no birth time (ENOSYS, EPERM, none recorded) is taken as the same.
+    if stat.ctime != facts.ctime {
+        match script.birth_answer() {
+            Ok(Some(birth)) if seconds(birth) > facts.ctime => {
+                return (Vec::new(), Err(codes::PMEM2_E_INVALID_FILE_HANDLE));
+            }
+            Ok(_) | Err(ENOSYS | EPERM) => {}
+            Err(errno) => return (Vec::new(), Err(fd_errno_code(errno))),
+        }
     }
     match facts.file_type {
         FileType::Regular => (
@@ -606,9 +688,11 @@ fn model_alignment(script: &Script, source: Model) -> (Vec<String>, Result<usize
             return (Vec::new(), result);
         }
     };
-    // The device's own `align`, then `dax_region/align` 1..=8 directories up.
+    // The device's own `align`, then `dax_region/align` 1..=8 directories up, but never at
+    // `/sys` or above it.
+    let highest = script.depth_below_sys().saturating_sub(1).min(8);
     let candidates = std::iter::once(format!("{}/align", char_dir(rdev)))
-        .chain((1..=8).map(|ups| region_align_path(rdev, ups)));
+        .chain((1..=highest).map(|ups| region_align_path(rdev, ups)));
     let mut opened = Vec::new();
     for path in candidates {
         opened.push(path.clone());

@@ -15,8 +15,8 @@ use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use linux_raw_sys::general::{
-    AT_EMPTY_PATH, AT_FDCWD, F_GETFL, MAP_SHARED, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE,
-    STATX_BTIME, stat, statx,
+    AT_EMPTY_PATH, AT_FDCWD, F_GETFL, MAP_SHARED, O_CLOEXEC, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK,
+    O_RDONLY, PROT_READ, PROT_WRITE, STATX_BTIME, stat, statx,
 };
 
 use super::{FileStat, Syscalls, Timestamp};
@@ -116,8 +116,9 @@ impl Syscalls for Linux {
 
     #[inline]
     fn open_read_only(&self, path: &CStr) -> Result<i32, Errno> {
+        let flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC;
         // SAFETY: `path` is NUL-terminated and only read during the call.
-        let ret = unsafe { sc::syscall!(OPENAT, AT_FDCWD, path.as_ptr(), O_RDONLY | O_CLOEXEC) };
+        let ret = unsafe { sc::syscall!(OPENAT, AT_FDCWD, path.as_ptr(), flags) };
         // A descriptor is a small non-negative int.
         decode(ret).map(|fd| fd as i32)
     }
@@ -348,6 +349,9 @@ mod tests {
         assert_eq!(S_IFSOCK, libc::S_IFSOCK);
         assert_eq!(S_IFLNK, libc::S_IFLNK);
         assert_eq!(AT_EMPTY_PATH as i32, libc::AT_EMPTY_PATH);
+        assert_eq!(O_NONBLOCK as i32, libc::O_NONBLOCK);
+        assert_eq!(O_NOCTTY as i32, libc::O_NOCTTY);
+        assert_eq!(O_NOFOLLOW as i32, libc::O_NOFOLLOW);
         assert_eq!(STATX_BTIME, libc::STATX_BTIME);
         // The kernel's struct stat and glibc's agree in size on the architectures we call
         // FSTAT on directly.

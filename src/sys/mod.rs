@@ -210,8 +210,11 @@ pub trait Syscalls {
         Err(Errno::ENOSYS)
     }
 
-    /// `openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)`: a descriptor the caller closes with
-    /// [`close`](Self::close). Used for sysfs attributes.
+    /// `openat(AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC)`: a
+    /// descriptor the caller closes with [`close`](Self::close). Used for sysfs attributes,
+    /// which are regular files; the flags keep a FIFO, a terminal or a link put in their
+    /// place from blocking the open or becoming the controlling terminal, or from being
+    /// followed (the caller `fstat`s what was opened and reads only a regular file).
     fn open_read_only(&self, path: &CStr) -> Result<i32, Errno> {
         let _ = path;
         Err(Errno::ENOSYS)

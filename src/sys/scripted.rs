@@ -170,6 +170,9 @@ pub enum FileScript {
     OpenFails(Errno),
     /// Opens, then every read fails with this errno.
     ReadFails(Errno),
+    /// Opens, and `fstat` says it is not a regular file but has this `st_mode` (a FIFO, a
+    /// device node put in a staged tree); reads give nothing.
+    Special(u32),
 }
 
 /// The fake kernel. Build one with a constructor, adjust it with the `with_*` methods, and
@@ -362,9 +365,10 @@ impl ScriptedKernel {
         self
     }
 
-    /// Sets the answer of a `readlink` of any path not scripted with
+    /// Sets the answer of a `readlink` of any `…/subsystem` path not scripted with
     /// [`with_link`](Self::with_link) (in practice, the device's `subsystem` link): the whole
-    /// link target (up to [`MAX_SCRIPTED_LINK`] bytes; longer input is cut) or an errno.
+    /// link target (up to [`MAX_SCRIPTED_LINK`] bytes; longer input is cut) or an errno. Other
+    /// paths not scripted are not links (`EINVAL`).
     pub fn with_readlink(mut self, answer: Result<&[u8], Errno>) -> ScriptedKernel {
         self.readlink = answer.map(link_target);
         self
@@ -511,9 +515,23 @@ impl Syscalls for ScriptedKernel {
         self.fcntl
     }
 
+    /// The scripted answer, or for a descriptor of an open sysfs file, a regular file of
+    /// 4096 bytes (what sysfs reports) unless it is scripted as [`FileScript::Special`].
     fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
         self.record(Call::Fstat { fd });
-        self.fstat
+        let open = self.open.borrow();
+        let Some((_, index, _)) = open.iter().find(|(open_fd, _, _)| *open_fd == fd) else {
+            return self.fstat;
+        };
+        let mode = match self.files.get(*index) {
+            Some((_, FileScript::Special(mode))) => *mode,
+            _ => S_IFREG | 0o444,
+        };
+        Ok(FileStat {
+            mode,
+            size: 4096,
+            ..FileStat::default()
+        })
     }
 
     fn birth_time(&self, fd: i32) -> Result<Option<Timestamp>, Errno> {
@@ -532,10 +550,14 @@ impl Syscalls for ScriptedKernel {
             .iter()
             .find(|(link, _)| *link == path)
             .map(|(_, answer)| answer);
-        let target = scripted
-            .unwrap_or(&self.readlink)
-            .as_ref()
-            .map_err(|errno| *errno)?;
+        // Unscripted paths other than a `subsystem` link are plain directories or files.
+        let target = match scripted {
+            Some(answer) => answer,
+            None if path.ends_with("/subsystem") => &self.readlink,
+            None => return Err(Errno::EINVAL),
+        }
+        .as_ref()
+        .map_err(|errno| *errno)?;
         // Like the kernel: copy what fits, report how much was copied.
         let copied = target.len().min(buf.len());
         if let (Some(dst), Some(src)) = (buf.get_mut(..copied), target.get(..copied)) {
@@ -583,6 +605,7 @@ impl Syscalls for ScriptedKernel {
                 Ok(n)
             }
             Some(FileScript::ReadFails(errno)) => Err(*errno),
+            Some(FileScript::Special(_)) => Ok(0),
             Some(FileScript::OpenFails(_)) | None => Err(Errno::EBADF),
         }
     }

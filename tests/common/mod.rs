@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pmem2_source::Errno;
-use pmem2_source::sys::{FileStat, Linux, Syscalls};
+use pmem2_source::sys::{FileStat, Linux, Syscalls, Timestamp};
 
 /// The real kernel, with every call counted and logged (the counting wrapper of the brief:
 /// it forwards each call to [`Linux`] unchanged).
@@ -63,8 +63,8 @@ impl CountingLinux {
         self.calls.get()
     }
 
-    /// Every call so far, in order, e.g. `fstat(5)` or
-    /// `readlink("/sys/dev/char/1:3/subsystem", 256)`.
+    /// Every call so far, in order, e.g. `fstat(5)`,
+    /// `readlink("/sys/dev/char/1:3/subsystem", 256)` or `open("/sys/dev/char/1:3/size")`.
     pub fn log(&self) -> Vec<String> {
         self.log.borrow().clone()
     }
@@ -89,6 +89,31 @@ impl Syscalls for CountingLinux {
     fn readlink(&self, path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
         self.record(format!("readlink({path:?}, {})", buf.len()));
         Linux.readlink(path, buf)
+    }
+
+    fn birth_time(&self, fd: i32) -> Result<Option<Timestamp>, Errno> {
+        self.record(format!("birth_time({fd})"));
+        Linux.birth_time(fd)
+    }
+
+    fn open_read_only(&self, path: &CStr) -> Result<i32, Errno> {
+        self.record(format!("open({path:?})"));
+        Linux.open_read_only(path)
+    }
+
+    fn read(&self, fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.record(format!("read({fd}, {})", buf.len()));
+        Linux.read(fd, buf)
+    }
+
+    fn close(&self, fd: i32) -> Result<(), Errno> {
+        self.record(format!("close({fd})"));
+        Linux.close(fd)
+    }
+
+    fn page_size(&self) -> Result<usize, Errno> {
+        self.record("page_size()".to_owned());
+        Linux.page_size()
     }
 }
 

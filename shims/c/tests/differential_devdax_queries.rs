@@ -208,7 +208,7 @@ fn scenarios() -> Vec<Scenario<Vec<Row>>> {
                     -libc::ENOENT,
                     "cannot read the alignment of Device DAX 1:3: neither \
                      /sys/dev/char/1:3/align nor a dax_region/align in one of its 8 nearest \
-                     ancestor directories exists",
+                     ancestor directories below /sys exists",
                     untouched(),
                 ),
             ),
