@@ -1,10 +1,13 @@
-//! `pmem2-source [--json] [PATH…]`: for each path, can it be a libpmem2 data source, and if
-//! not, why? With no path: the same for every Device DAX on the machine.
+//! `pmem2-source [--json] [--write] [PATH…]`: for each path, can it be a libpmem2 data
+//! source, and if not, why? With no path: the same for every Device DAX on the machine.
 //!
-//! Opens each path (read-write, falling back to read-only), creates a source from the
-//! descriptor exactly as `pmem2_source_from_fd` would, asks it its size, alignment and NUMA
+//! Judges each path before opening it (`O_PATH` and `fstat`, and for a character device its
+//! sysfs `subsystem` link, exactly as `pmem2_source_from_fd` judges a descriptor), opens only
+//! a regular file or a Device DAX (read-only, or read-write with `--write`), creates a source
+//! from that descriptor as `pmem2_source_from_fd` would, asks it its size, alignment and NUMA
 //! node, and prints one line per path (text, or a JSON object with `--json`). The exit status
-//! is 0 only if every path is usable.
+//! is 0 only if every path is usable. A checker must not change what it checks: see
+//! `located.rs` for what is never opened, and why.
 
 // The command inspects Linux descriptors and lists Device DAX devices: Linux only. On Windows
 // it only says so.
@@ -12,6 +15,8 @@
 mod inspect;
 #[cfg(not(windows))]
 mod listing;
+#[cfg(not(windows))]
+mod located;
 #[cfg(not(windows))]
 mod output;
 #[cfg(not(windows))]
@@ -28,7 +33,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[cfg(not(windows))]
-use crate::inspect::inspect;
+use crate::inspect::{Access, inspect};
 #[cfg(not(windows))]
 use crate::listing::{DAX_BUS_DEVICES, Listing, Target, dax_devices};
 #[cfg(not(windows))]
@@ -37,7 +42,7 @@ use crate::output::{Record, text_line};
 #[cfg(not(windows))]
 const AFTER_HELP: &str = "\
 Output, one line per PATH:
-  PATH: regular file on device MAJ:MIN, inode N (opened read-write), size SIZE, alignment SIZE
+  PATH: regular file on device MAJ:MIN, inode N (opened read-only), size SIZE, alignment SIZE
   PATH: Device DAX MAJ:MIN (opened read-only), size SIZE, alignment SIZE, NUMA node N
   PATH: NAME (CODE): MESSAGE
 where SIZE is human-readable and exact: 6.3 KiB (6483 bytes), 2 MiB (2097152 bytes) (binary
@@ -47,17 +52,29 @@ region. NAME and CODE are libpmem2's error code (PMEM2_E_INVALID_FILE_TYPE (-100
 query failed, that field reads `size: NAME (CODE): MESSAGE` (or alignment, NUMA node) and the
 path is not usable.
 
+What is opened: nothing is opened before it is judged. Each PATH is resolved with O_PATH
+(which opens no file: no device driver, no FIFO, no inotify event) and judged from its fstat,
+as pmem2_source_from_fd judges a descriptor, with the same codes and messages: a directory,
+FIFO, socket, block device, or character device whose sysfs subsystem is not dax, is reported
+without ever being opened (so `pmem2-source /dev/*` opens no device but a Device DAX). Only a
+regular file or a Device DAX is then opened, through /proc/self/fd/N (the very file judged,
+even if PATH is renamed or re-linked meanwhile), read-only by default, with O_NOCTTY and
+O_NONBLOCK; with --write, read-write instead (a regular file opened read-write fires
+IN_CLOSE_WRITE and breaks leases; on overlayfs it is copied up). Without /proc mounted, a file
+is judged but not opened: `open read-only: /proc/self/fd: …`.
+
 With --json, one JSON object per line instead:
   {\"path\":\"README.md\",\"usable\":true,\"file_type\":\"regular\",\"device\":\"254:0\",
-   \"inode\":1234,\"access\":\"read-write\",\"size\":6483,\"alignment\":4096,\"numa_node\":null}
+   \"inode\":1234,\"access\":\"read-only\",\"size\":6483,\"alignment\":4096,\"numa_node\":null}
   {\"path\":\"/tmp\",\"usable\":false,\"error\":{\"code\":-100005,
    \"name\":\"PMEM2_E_INVALID_FILE_TYPE\",\"message\":\"…\"}}
 file_type is \"regular\" or \"devdax\"; device is the device holding a regular file, or the
-Device DAX itself; numa_node is null when unknown. A query that failed on a created source
-is null, with its error under \"errors\" ({\"size\":{\"code\":…,\"name\":…,\"message\":…}}, also
-\"alignment\", \"numa_node\"); \"errors\" is absent when none failed. An error's \"name\" is
-null for an unknown code. A path that is not UTF-8 has U+FFFD in \"path\" and its exact
-bytes in \"path_bytes\" (an array of numbers).
+Device DAX itself; access is \"read-only\" or (--write) \"read-write\"; numa_node is null when
+unknown. A query that failed on a created source is null, with its error under \"errors\"
+({\"size\":{\"code\":…,\"name\":…,\"message\":…}}, also \"alignment\", \"numa_node\");
+\"errors\" is absent when none failed. An error's \"name\" is null for an unknown code. A path
+that is not UTF-8 has U+FFFD in \"path\" and its exact bytes in \"path_bytes\" (an array of
+numbers).
 
 With no PATH: every Device DAX listed in /sys/bus/dax/devices, opened as /dev/NAME (or
 /dev/char/MAJ:MIN if only that exists) and reported the same way; JSON objects also carry
@@ -68,7 +85,8 @@ not, or the listing failed; 2 on a usage error.";
 
 /// Tells whether each PATH can be a persistent-memory data source (libpmem2's
 /// pmem2_source_from_fd): a regular file or a Device DAX, and if not, why not; with its size,
-/// alignment and NUMA node.
+/// alignment and NUMA node. Judges each PATH before opening it, and opens only a regular file
+/// or a Device DAX, read-only unless --write.
 #[cfg(not(windows))]
 #[derive(Parser, Debug)]
 #[command(name = "pmem2-source", version, about, after_help = AFTER_HELP)]
@@ -77,8 +95,14 @@ struct Args {
     #[arg(long)]
     json: bool,
 
-    /// Files or devices to check; each is opened read-write, or read-only if that fails.
-    /// None: every Device DAX on the machine.
+    /// Open each regular file or Device DAX read-write instead of read-only, to check write
+    /// access too (a failure to open it read-write is reported, and it is not usable).
+    #[arg(long)]
+    write: bool,
+
+    /// Files or devices to check; each is judged before it is opened, and opened (read-only
+    /// unless --write) only if it is a regular file or a Device DAX. None: every Device DAX
+    /// on the machine.
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
 }
@@ -120,10 +144,15 @@ fn main() -> ExitCode {
         Ok(targets) => targets,
         Err(status) => return status,
     };
+    let access = if args.write {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    };
     let mut stdout = io::stdout().lock();
     let mut all_usable = true;
     for target in &targets {
-        let outcome = inspect(&target.path);
+        let outcome = inspect(&target.path, access);
         all_usable &= outcome.usable();
         let line = if args.json {
             Record::new(target, &outcome).to_line()
@@ -157,7 +186,9 @@ mod tests {
     #[test]
     fn args() {
         let args = Args::try_parse_from(["pmem2-source"]).expect("no path: the listing");
-        assert!(args.paths.is_empty() && !args.json);
+        assert!(args.paths.is_empty() && !args.json && !args.write);
+        let args = Args::try_parse_from(["pmem2-source", "--write", "x"]).expect("--write");
+        assert!(args.write);
         let args = Args::try_parse_from(["pmem2-source", "a", "--json", "b"]).expect("two paths");
         assert_eq!(args.paths, [PathBuf::from("a"), PathBuf::from("b")]);
         assert!(args.json);

@@ -3,7 +3,7 @@
 use std::fmt::Display;
 use std::os::unix::ffi::OsStrExt;
 
-use pmem2_source_std::{Errno, Error, FileType, codes};
+use pmem2_source_std::{Error, FileType, codes};
 use serde::Serialize;
 
 use crate::inspect::{Outcome, Report};
@@ -16,16 +16,12 @@ fn failure(code: i32, message: impl Display) -> String {
     format!("{name} ({code}): {message}")
 }
 
-fn open_message(errno: Errno) -> String {
-    format!("open: {errno}")
-}
-
 /// The text line for one path.
 pub fn text_line(target: &Target, outcome: &Outcome) -> String {
     let label = target.label();
     match outcome {
-        Outcome::OpenFailed { errno } => {
-            format!("{label}: {}", failure(-errno.raw(), open_message(*errno)))
+        Outcome::Failed { errno, message } => {
+            format!("{label}: {}", failure(-errno.raw(), message))
         }
         Outcome::Rejected(err) => format!("{label}: {}", failure(err.code(), err)),
         Outcome::Created(report) => format!("{label}: {}", describe(report)),
@@ -163,8 +159,8 @@ impl Record {
         let path = String::from_utf8_lossy(bytes).into_owned();
         let path_bytes = std::str::from_utf8(bytes).is_err().then(|| bytes.to_vec());
         let details = match outcome {
-            Outcome::OpenFailed { errno } => Details::Failed {
-                error: JsonError::new(-errno.raw(), open_message(*errno)),
+            Outcome::Failed { errno, message } => Details::Failed {
+                error: JsonError::new(-errno.raw(), message),
             },
             Outcome::Rejected(err) => Details::Failed {
                 error: JsonError::of(err),
@@ -214,7 +210,7 @@ mod tests {
     use std::ffi::OsStr;
     use std::path::PathBuf;
 
-    use pmem2_source_std::DeviceNumber;
+    use pmem2_source_std::{DeviceNumber, Errno};
 
     use super::*;
     use crate::inspect::Access;
@@ -241,9 +237,7 @@ mod tests {
 
     #[test]
     fn open_failure() {
-        let outcome = Outcome::OpenFailed {
-            errno: Errno::ENOENT,
-        };
+        let outcome = Outcome::failed("open", Errno::ENOENT);
         assert_eq!(
             text_line(&target("/x"), &outcome),
             "/x: ENOENT (-2): open: No such file or directory"
@@ -252,9 +246,7 @@ mod tests {
             Record::new(&target("/x"), &outcome).to_line(),
             r#"{"path":"/x","usable":false,"error":{"code":-2,"name":"ENOENT","message":"open: No such file or directory"}}"#
         );
-        let outcome = Outcome::OpenFailed {
-            errno: Errno::from_raw(4000),
-        };
+        let outcome = Outcome::failed("open", Errno::from_raw(4000));
         assert_eq!(
             text_line(&target("/x"), &outcome),
             "/x: unknown error (-4000): open: Unknown error 4000"
@@ -330,9 +322,7 @@ mod tests {
 
     #[test]
     fn paths_are_escaped_and_non_utf8_kept_exactly() {
-        let outcome = Outcome::OpenFailed {
-            errno: Errno::ENOENT,
-        };
+        let outcome = Outcome::failed("open", Errno::ENOENT);
         let quoted = Record::new(&target("a\"b\\c\nd"), &outcome).to_line();
         assert!(
             quoted.starts_with(r#"{"path":"a\"b\\c\nd","usable":false"#),

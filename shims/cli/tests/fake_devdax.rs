@@ -39,7 +39,7 @@ type Check = Box<dyn Fn() -> Result<(), String>>;
 
 const SIZE: &str = "size 250 MiB (262144000 bytes)";
 const ALIGNMENT: &str = "alignment 2 MiB (2097152 bytes)";
-const USABLE_DAX: &str = "Device DAX 1:3 (opened read-write)";
+const USABLE_DAX: &str = "Device DAX 1:3 (opened read-only)";
 const SIZE_PATH: &str = "/sys/dev/char/1:3/size";
 
 /// The sysfs attributes of the fake Device DAX (`None`: leave the attribute out).
@@ -110,7 +110,7 @@ fn dax_object(path: &str, numa_node: Value, extra: Value) -> Result<Value, Strin
         "file_type": "devdax",
         "device": "1:3",
         "inode": inode(path)?,
-        "access": "read-write",
+        "access": "read-only",
         "size": 262_144_000,
         "alignment": 2_097_152,
         "numa_node": numa_node,
@@ -133,6 +133,11 @@ fn on_dev_null(text: Vec<String>, objects: Vec<Value>, status: i32) -> Check {
         expect_json(&run(&["--json", "/dev/null"]), status, &objects)
     })
 }
+
+/// The message for a file judged but not opened because there is no `/proc`.
+const NO_PROC: &str = "open read-only: /proc/self/fd: No such file or directory (without \
+                       procfs the file judged cannot be reopened, and the path is not opened a \
+                       second time)";
 
 fn path_scenarios() -> Result<Vec<Scenario<Check>>, String> {
     let null = |numa_node| dax_object("/dev/null", numa_node, json!({}));
@@ -158,6 +163,34 @@ fn path_scenarios() -> Result<Vec<Scenario<Check>>, String> {
                 vec![null(json!(0))?],
                 0,
             ),
+        ),
+        Scenario::new(
+            "Device DAX with --write: opened read-write",
+            |root| fake_dax(root, GOOD),
+            Box::new(move || {
+                let line = format!(
+                    "/dev/null: Device DAX 1:3 (opened read-write), {SIZE}, {ALIGNMENT}, \
+                     NUMA node 0"
+                );
+                expect_text(&run(&["--write", "/dev/null"]), 0, &[line])?;
+                let object = dax_object("/dev/null", json!(0), json!({"access": "read-write"}))?;
+                expect_json(&run(&["--write", "--json", "/dev/null"]), 0, &[object])
+            }),
+        ),
+        Scenario::new(
+            "no /proc: what would be opened is judged, then reported, not opened by its path",
+            |root| fake_dax(root, GOOD),
+            Box::new(|| {
+                let not_dir = "cannot set fd to directory in pmem2_source_from_fd";
+                let lines = [
+                    format!("/dev/null: ENOENT (-2): {NO_PROC}"),
+                    format!("Cargo.toml: ENOENT (-2): {NO_PROC}"),
+                    format!("/tmp: PMEM2_E_INVALID_FILE_TYPE (-100005): {not_dir}"),
+                ];
+                on_tmpfs_at(c"/proc", false, &|_| Ok(()), || {
+                    expect_text(&run(&["/dev/null", "Cargo.toml", "/tmp"]), 1, &lines)
+                })
+            }),
         ),
         Scenario::new(
             "no numa_node: no NUMA node shown, still usable",
