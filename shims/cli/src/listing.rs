@@ -3,9 +3,11 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::located::Located;
+use crate::output::escape;
 
 /// Where the kernel lists the devices on the dax bus (one entry per device, `dax0.0`, …).
 pub const DAX_BUS_DEVICES: &str = "/sys/bus/dax/devices";
@@ -27,15 +29,16 @@ impl Target {
         }
     }
 
-    /// The name of the path in the output: the path, and for a listed device reached by
-    /// another name than its own, that name too (`/dev/char/251:0 (dax0.0)`).
+    /// The name of the path in the text output: the path, and for a listed device reached
+    /// by another name than its own, that name too (`/dev/char/251:0 (dax0.0)`); each
+    /// [`escape`]d.
     pub fn label(&self) -> String {
-        let path = self.path.display();
+        let path = escape(self.path.as_os_str().as_bytes());
         match &self.dax_device {
             Some(name) if self.path.file_name() != Some(name.as_os_str()) => {
-                format!("{path} ({})", name.to_string_lossy())
+                format!("{path} ({})", escape(name.as_bytes()))
             }
-            _ => path.to_string(),
+            _ => path,
         }
     }
 }
@@ -124,8 +127,6 @@ fn device_number(text: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::ffi::OsStrExt;
-
     use super::*;
 
     #[test]

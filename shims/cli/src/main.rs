@@ -31,6 +31,8 @@ use std::process::ExitCode;
 
 #[cfg(not(windows))]
 use clap::Parser;
+#[cfg(not(windows))]
+use clap::builder::{OsStringValueParser, TypedValueParser};
 
 #[cfg(not(windows))]
 use crate::inspect::{Access, inspect};
@@ -50,7 +52,10 @@ units; a decimal means rounded). NUMA node is left out when the source is on no 
 region. NAME and CODE are libpmem2's error code (PMEM2_E_INVALID_FILE_TYPE (-100005), …) or
 -errno (ENOENT (-2), …), and MESSAGE says what was wrong. If the source was created but a
 query failed, that field reads `size: NAME (CODE): MESSAGE` (or alignment, NUMA node) and the
-path is not usable.
+path is not usable. In PATH (and a device name), a backslash is written \\\\, newline, tab and
+carriage return \\n, \\t, \\r, and other control characters, Unicode line separators and
+bidirectional controls, and bytes that are not UTF-8, \\xHH per byte (ESC is \\x1b): one line
+per PATH, and nothing in it acts on the terminal.
 
 What is opened: nothing is opened before it is judged. Each PATH is resolved with O_PATH
 (which opens no file: no device driver, no FIFO, no inotify event) and judged from its fstat,
@@ -74,14 +79,15 @@ unknown. A query that failed on a created source is null, with its error under \
 ({\"size\":{\"code\":…,\"name\":…,\"message\":…}}, also \"alignment\", \"numa_node\");
 \"errors\" is absent when none failed. An error's \"name\" is null for an unknown code. A path
 that is not UTF-8 has U+FFFD in \"path\" and its exact bytes in \"path_bytes\" (an array of
-numbers).
+numbers); JSON strings escape control characters as JSON does.
 
 With no PATH: every Device DAX listed in /sys/bus/dax/devices, opened as /dev/NAME (or
 /dev/char/MAJ:MIN if only that exists) and reported the same way; JSON objects also carry
 \"dax_device\":\"NAME\". If there is none, says so (with --json: on stderr) and exits 0.
 
 Exit status: 0 if every PATH (or listed device) is usable, or none is listed; 1 if any is
-not, or the listing failed; 2 on a usage error.";
+not, or the listing failed, or the output could not be written (a closed pipe ends the
+output quietly); 2 on a usage error. An empty PATH is a path like any other (ENOENT).";
 
 /// Tells whether each PATH can be a persistent-memory data source (libpmem2's
 /// pmem2_source_from_fd): a regular file or a Device DAX, and if not, why not; with its size,
@@ -103,8 +109,16 @@ struct Args {
     /// Files or devices to check; each is judged before it is opened, and opened (read-only
     /// unless --write) only if it is a regular file or a Device DAX. None: every Device DAX
     /// on the machine.
-    #[arg(value_name = "PATH")]
+    // Not clap's PathBuf parser, which refuses an empty value: "" is a missing path.
+    #[arg(value_name = "PATH", value_parser = OsStringValueParser::new().map(PathBuf::from))]
     paths: Vec<PathBuf>,
+}
+
+/// Writes `line` and a newline to stderr; a stderr that cannot be written to (a closed
+/// pipe) is not worth a panic, and the exit status already says what happened.
+#[cfg(not(windows))]
+fn warn(line: &str) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// What to check: the paths given, or the Device DAX devices listed; `Err` is the exit status
@@ -119,7 +133,9 @@ fn targets(args: &Args) -> Result<Vec<Target>, ExitCode> {
         Ok(Listing::Empty) => "is empty",
         Ok(Listing::Missing) => "does not exist",
         Err(err) => {
-            eprintln!("pmem2-source: cannot list Device DAX devices: {DAX_BUS_DEVICES}: {err}");
+            warn(&format!(
+                "pmem2-source: cannot list Device DAX devices: {DAX_BUS_DEVICES}: {err}"
+            ));
             return Err(ExitCode::FAILURE);
         }
     };
@@ -139,7 +155,15 @@ fn targets(args: &Args) -> Result<Vec<Target>, ExitCode> {
 
 #[cfg(not(windows))]
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            // --help and --version land here too (exit code 0). A closed stdout or stderr
+            // loses the text, not the status.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
     let targets = match targets(&args) {
         Ok(targets) => targets,
         Err(status) => return status,
@@ -164,6 +188,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // Anything still buffered is written now, where a failure can still set the status.
+    if stdout.flush().is_err() {
+        return ExitCode::FAILURE;
+    }
     if all_usable {
         ExitCode::SUCCESS
     } else {
@@ -173,7 +201,10 @@ fn main() -> ExitCode {
 
 #[cfg(windows)]
 fn main() -> std::process::ExitCode {
-    eprintln!(
+    use std::io::Write;
+    // A stderr that cannot be written to is not worth a panic.
+    let _ = writeln!(
+        std::io::stderr(),
         "pmem2-source: this command inspects Linux file descriptors; it does not run on Windows"
     );
     std::process::ExitCode::from(2)
@@ -187,7 +218,8 @@ mod tests {
     fn args() {
         let args = Args::try_parse_from(["pmem2-source"]).expect("no path: the listing");
         assert!(args.paths.is_empty() && !args.json && !args.write);
-        let args = Args::try_parse_from(["pmem2-source", "--write", "x"]).expect("--write");
+        let args = Args::try_parse_from(["pmem2-source", "--write", ""]).expect("an empty path");
+        assert_eq!(args.paths, [PathBuf::new()]);
         assert!(args.write);
         let args = Args::try_parse_from(["pmem2-source", "a", "--json", "b"]).expect("two paths");
         assert_eq!(args.paths, [PathBuf::from("a"), PathBuf::from("b")]);

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::{TempDir, make_fifo, messages};
 use serde_json::{Value, json};
 use support::{
-    Inotify, device, error_of, json_lines, page_size, page_size_text, run, stderr_text,
-    stdout_lines,
+    Inotify, device, error_of, json_lines, page_size, page_size_text, run, run_with_closed_pipe,
+    stderr_text, stdout_lines,
 };
 
 const DIRECTORY: &str = "cannot set fd to directory in pmem2_source_from_fd";
@@ -280,6 +280,8 @@ fn help_and_version() {
         "(opened read-only)",
         "without ever being opened",
         "/proc/self/fd/N",
+        "ESC is \\x1b",
+        "or the output could not be written",
     ] {
         assert!(text.contains(documented), "{documented}: {text}");
     }
@@ -536,4 +538,96 @@ fn a_path_swapped_between_judging_and_opening_never_opens_what_was_refused() {
         writer_opened && released_by_test,
         "the writer was released before the end"
     );
+}
+
+/// Paths are escaped in the text output: a newline cannot forge a second report line, and
+/// an ESC sequence or a byte that is not UTF-8 does not reach the terminal.
+#[test]
+fn labels_are_escaped() {
+    let dir = TempDir::new("cli-escape");
+    let forged = b"x\ndax0.0: Device DAX 251:0 (opened read-only), size 1 GiB \
+                   (1073741824 bytes), alignment 2 MiB (2097152 bytes)\x1b[2J\xff\\n\t\r";
+    let file = dir.path().join(OsStr::from_bytes(forged));
+    std::fs::write(&file, b"abc").expect("write");
+    let missing = dir
+        .path()
+        .join(OsStr::from_bytes(b"gone\n\x1b]0;title\x07\xc2\x9b"));
+    let output = run(&[file.as_os_str(), missing.as_os_str()]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let dir_text = dir.path().to_str().expect("utf-8 temp path");
+    let meta = std::fs::metadata(&file).expect("stat");
+    assert_eq!(
+        stdout_lines(&output),
+        [
+            format!(
+                "{dir_text}/x\\ndax0.0: Device DAX 251:0 (opened read-only), size 1 GiB \
+                 (1073741824 bytes), alignment 2 MiB (2097152 bytes)\\x1b[2J\\xff\\\\n\\t\\r: \
+                 regular file on device {}, inode {} (opened read-only), size 3 B (3 bytes), \
+                 alignment {}",
+                device(meta.dev()),
+                meta.ino(),
+                page_size_text()
+            ),
+            format!(
+                "{dir_text}/gone\\n\\x1b]0;title\\x07\\xc2\\x9b: ENOENT (-2): open: No such file \
+                 or directory"
+            ),
+        ]
+    );
+    // JSON keeps the exact text, in JSON's own escapes (and the bytes of a path that is
+    // not UTF-8).
+    let json = run(&[OsStr::new("--json"), missing.as_os_str(), file.as_os_str()]);
+    let objects = json_lines(&json);
+    assert_eq!(objects.len(), 2, "{json:?}");
+    assert_eq!(objects[0]["path"], missing.to_str().expect("UTF-8"));
+    assert!(objects[0].get("path_bytes").is_none(), "{}", objects[0]);
+    assert_eq!(objects[1]["path"], json!(file.to_string_lossy()));
+    assert_eq!(objects[1]["path_bytes"], json!(file.as_os_str().as_bytes()));
+}
+
+/// An empty path is a missing path, not a usage error.
+#[test]
+fn empty_path_is_enoent() {
+    let output = run(&["", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let objects = json_lines(&output);
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0]["path"], "");
+    assert_eq!(
+        error_of(&objects[0]["error"]),
+        (-2, "ENOENT", "open: No such file or directory")
+    );
+    let output = run(&[""]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(
+        stdout_lines(&output),
+        [": ENOENT (-2): open: No such file or directory"]
+    );
+    assert!(output.stderr.is_empty(), "{}", stderr_text(&output));
+}
+
+/// A closed stdout ends the output quietly: exit status 1 (the output was not written), no
+/// panic message.
+#[test]
+fn closed_stdout_ends_quietly() {
+    for args in [
+        &["Cargo.toml", "Cargo.toml"][..],
+        &["--json", "Cargo.toml"],
+        &["/dev/null"],
+    ] {
+        let output = run_with_closed_pipe(1, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
+        assert!(
+            output.stderr.is_empty(),
+            "{args:?}: {}",
+            stderr_text(&output)
+        );
+    }
+    // --help still exits 0, and a usage error 2.
+    let output = run_with_closed_pipe(1, &["--help"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(output.stderr.is_empty(), "{}", stderr_text(&output));
+    let output = run_with_closed_pipe(2, &["--jsn"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
 }

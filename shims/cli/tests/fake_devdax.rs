@@ -32,7 +32,7 @@ use std::process::{ExitCode, Output};
 
 use common::fake_sysfs::{Scenario, enter_or_exit, on_tmpfs_at, run_scenarios};
 use serde_json::{Value, json};
-use support::{json_lines, run, stderr_text, stdout_lines};
+use support::{json_lines, run, run_with_closed_pipe, stderr_text, stdout_lines};
 
 /// A scenario's check: runs the command and compares.
 type Check = Box<dyn Fn() -> Result<(), String>>;
@@ -423,6 +423,42 @@ fn listing_scenarios() -> Vec<Scenario<Check>> {
     ]
 }
 
+/// `/sys/bus/dax/devices` is a regular file: the listing fails (ENOTDIR), and says so on
+/// stderr; a closed stderr loses the message, not the exit status, and does not panic.
+fn listing_fails() -> Scenario<Check> {
+    Scenario::new(
+        "listing fails: exit 1, also with stderr a closed pipe (no panic)",
+        |root| fake_dax(root, GOOD),
+        Box::new(|| {
+            if !Path::new("/sys/bus").is_dir() {
+                fs::create_dir_all("/sys/bus").map_err(|e| format!("mkdir /sys/bus: {e}"))?;
+            }
+            let build = |root: &Path| {
+                fs::create_dir(root.join("dax"))?;
+                fs::write(root.join("dax/devices"), "")
+            };
+            on_tmpfs_at(c"/sys/bus", false, &build, || {
+                let output = run::<&str>(&[]);
+                expect_eq("stdout", output.stdout.as_slice(), &[])?;
+                expect_eq(
+                    "stderr",
+                    stderr_text(&output),
+                    "pmem2-source: cannot list Device DAX devices: /sys/bus/dax/devices: Not a \
+                     directory (os error 20)\n"
+                        .to_string(),
+                )?;
+                expect_eq("exit status", output.status.code(), Some(1))?;
+                for args in [&[][..], &["--json"]] {
+                    let output = run_with_closed_pipe(2, args);
+                    expect_eq("stdout", output.stdout.as_slice(), &[])?;
+                    expect_eq("exit status", output.status.code(), Some(1))?;
+                }
+                Ok(())
+            })
+        }),
+    )
+}
+
 /// The real sysfs: `/dev/null` is `mem`, not Device DAX (before and after the fake ones).
 fn real_sysfs() -> Result<(), String> {
     let message = "character device 1:3 is not Device DAX: its subsystem is \"mem\"";
@@ -443,6 +479,7 @@ fn main() -> ExitCode {
         }
     };
     scenarios.extend(listing_scenarios());
+    scenarios.push(listing_fails());
     run_scenarios(
         &scenarios,
         |_| real_sysfs(),

@@ -67,6 +67,22 @@ pub fn error_of(error: &Value) -> (i64, &str, &str) {
     )
 }
 
+/// Runs the binary with `args`, stdin `/dev/null`, and stdout (`which` = 1) or stderr (2)
+/// the write end of a pipe whose read end is already closed: every write to it fails with
+/// EPIPE. The other stream is collected.
+pub fn run_with_closed_pipe<S: AsRef<OsStr>>(which: i32, args: &[S]) -> Output {
+    let (read_end, write_end) = crate::common::pipe();
+    drop(read_end);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pmem2-source"));
+    command.args(args).stdin(Stdio::null());
+    match which {
+        1 => command.stdout(Stdio::from(write_end)),
+        2 => command.stderr(Stdio::from(write_end)),
+        _ => panic!("stream {which}"),
+    };
+    command.output().expect("run pmem2-source")
+}
+
 /// An inotify instance watching paths for `mask` (non-blocking, so [`Inotify::events`]
 /// returns what is queued and no more).
 #[derive(Debug)]
