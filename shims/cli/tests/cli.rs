@@ -345,26 +345,6 @@ fn regular_files_are_opened_read_only_unless_write() {
     );
 }
 
-/// `--write` checks write access: a file that cannot be opened read-write is not usable.
-#[test]
-fn write_reports_a_failure_to_open_read_write() {
-    // A read-only sysfs attribute: a regular file that even root cannot open for writing.
-    let path = "/sys/dev/char/1:3/dev";
-    if !Path::new(path).is_file() {
-        return common::skip("write_reports_a_failure_to_open_read_write", "no sysfs");
-    }
-    let output = run(&["--write", path]);
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    assert_eq!(
-        stdout_lines(&output),
-        [format!(
-            "{path}: EACCES (-13): open read-write: Permission denied"
-        )]
-    );
-    let output = run(&[path]);
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-}
-
 /// What `pmem2_source_from_fd` refuses is judged from `stat` (and a character device from its
 /// sysfs link) and never opened: no `IN_OPEN` on a FIFO, a socket, a directory, a character
 /// device that is not Device DAX, or a block device, and the same codes and messages as

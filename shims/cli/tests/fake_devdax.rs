@@ -22,7 +22,7 @@
 mod common;
 mod support;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -178,6 +178,20 @@ fn path_scenarios() -> Result<Vec<Scenario<Check>>, String> {
             }),
         ),
         Scenario::new(
+            "--write on a read-only file system: EROFS, not usable; read-only: usable",
+            |root| fake_dax(root, GOOD),
+            Box::new(|| {
+                remount_read_only(c"/sys/dev/char")?;
+                let path = "/sys/dev/char/1:3/size";
+                let output = run(&["--write", path]);
+                let line = format!("{path}: EROFS (-30): open read-write: Read-only file system");
+                expect_text(&output, 1, &[line])?;
+                let output = run(&[path]);
+                expect_eq("exit status", output.status.code(), Some(0))?;
+                expect_eq("stdout", stdout_lines(&output).len(), 1)
+            }),
+        ),
+        Scenario::new(
             "no /proc: what would be opened is judged, then reported, not opened by its path",
             |root| fake_dax(root, GOOD),
             Box::new(|| {
@@ -261,6 +275,30 @@ struct Machine {
     nodes: &'static [&'static str],
     /// Links in `/dev/char`, to `../null`.
     char_links: &'static [&'static str],
+}
+
+/// Makes the mount at `target` (a staged tmpfs) read-only.
+fn remount_read_only(target: &CStr) -> Result<(), String> {
+    let flags = libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC;
+    // SAFETY: `target` is a live NUL-terminated string; the other pointers may be null for a
+    // remount that changes flags only.
+    let ret = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            target.as_ptr(),
+            std::ptr::null(),
+            flags | libc::MS_NODEV,
+            std::ptr::null(),
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "remount {target:?} read-only: {}",
+            io::Error::last_os_error()
+        ))
+    }
 }
 
 /// A character device node 1:3 at `path`.
