@@ -38,15 +38,28 @@ pub(crate) fn classify_fd<S: Syscalls + ?Sized>(sys: &S, fd: i32) -> Result<Sour
         Ok(stat) => stat,
         Err(errno) => return Err(fstat_failure(errno)),
     };
-    let file_type = if stat.mode & S_IFMT == S_IFREG {
-        FileType::Regular
+    let file_type = judge_stat(sys, &stat)?;
+    Ok(Source::fd_source(fd, file_type, &stat))
+}
+
+/// The file-type half of [`classify_fd`]: what the file `stat` describes can be, judged from
+/// its `stat` alone (and for a character device, its sysfs `subsystem` link). Shared with
+/// [`Source::file_type_from_stat_with`], which judges a file before anyone opens it.
+///
+/// Always inlined: in `classify_fd` it is the fast path's one test, laid out as it was.
+#[inline(always)]
+pub(crate) fn judge_stat<S: Syscalls + ?Sized>(
+    sys: &S,
+    stat: &FileStat,
+) -> Result<FileType, Error> {
+    if stat.mode & S_IFMT == S_IFREG {
+        Ok(FileType::Regular)
     } else {
         // Not rare, but laid out of line too: a character device's readlink costs
         // microseconds, and a directory is a failure.
         core::hint::cold_path();
-        file_type_of(sys, &stat)?
-    };
-    Ok(Source::fd_source(fd, file_type, &stat))
+        file_type_of(sys, stat)
+    }
 }
 
 /// `pmem2_source_from_handle` (SPEC §6): not `INVALID_HANDLE_VALUE`, then one
@@ -331,6 +344,34 @@ mod tests {
             let kernel = ScriptedKernel::regular_file().with_mode(mode);
             assert_error(from_fd(&kernel, 3), PMEM2_E_INVALID_FILE_TYPE, text);
             assert_eq!(kernel.calls().len(), 2, "no readlink for {mode:#o}");
+        }
+    }
+
+    /// Judging a `stat` alone gives exactly what `from_fd` gives for a readable descriptor of
+    /// that file, for every file type, with `from_fd`'s calls minus `fcntl` and `fstat`.
+    #[test]
+    fn judging_a_stat_is_from_fd_without_the_descriptor() {
+        let char_device = |link: Result<&'static [u8], Errno>| {
+            ScriptedKernel::char_device(DAX_RDEV).with_readlink(link)
+        };
+        let mut kernels = std::vec![
+            char_device(Ok(b"../../bus/dax")),
+            char_device(Ok(b"../../../../class/mem")),
+            char_device(Err(Errno::ENOENT)),
+            char_device(Err(Errno::EINVAL)),
+        ];
+        for mode in [S_IFREG, S_IFDIR, S_IFIFO, S_IFSOCK, S_IFBLK, S_IFLNK, 0] {
+            kernels.push(ScriptedKernel::regular_file().with_mode(mode | 0o640));
+        }
+        for kernel in kernels {
+            let from_fd = from_fd(&kernel, 3).map(|source| source.file_type());
+            let stat = kernel.fstat(3).expect("the scripted stat");
+            let before = kernel.calls().len();
+            let judged = Source::file_type_from_stat_with(&kernel, &stat);
+            assert_eq!(judged.map(Some), from_fd, "mode {:#o}", stat.mode);
+            let judging = kernel.calls()[before..].to_vec();
+            let from_fd_calls = kernel.calls()[2..before - 1].to_vec();
+            assert_eq!(judging, from_fd_calls, "mode {:#o}", stat.mode);
         }
     }
 

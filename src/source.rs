@@ -238,6 +238,37 @@ impl Source {
         classify::classify_fd(sys, fd)
     }
 
+    /// The file-type decision of [`from_fd_with`](Self::from_fd_with), from a `stat` alone:
+    /// what `from_fd` answers for a readable descriptor of the file `stat` describes (the
+    /// same code path, so the same codes and messages), without a descriptor. A checker can
+    /// then judge a file before opening it, and open only a regular file or a Device DAX:
+    /// opening a FIFO, a socket or another character device can have side effects (a FIFO
+    /// writer released, a watchdog armed).
+    ///
+    /// Regular file → [`FileType::Regular`] (no call); character device → one `readlink` of
+    /// its `/sys/dev/char/M:m/subsystem`; anything else → the [`Error`] `from_fd` gives
+    /// (directory, `file type 060000 not supported`, …).
+    ///
+    /// ```
+    /// use pmem2_source::sys::{FileStat, scripted::ScriptedKernel};
+    /// use pmem2_source::{codes, FileType, Source};
+    ///
+    /// let kernel = ScriptedKernel::char_device(0xfc00);
+    /// let dax = FileStat { mode: 0o020600, rdev: 0xfc00, ..FileStat::default() };
+    /// assert_eq!(Source::file_type_from_stat_with(&kernel, &dax), Ok(FileType::DeviceDax));
+    ///
+    /// let fifo = FileStat { mode: 0o010600, ..FileStat::default() };
+    /// let err = Source::file_type_from_stat_with(&kernel, &fifo).unwrap_err();
+    /// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_TYPE);
+    /// assert_eq!(err.to_string(), "file type 010000 not supported");
+    /// ```
+    pub fn file_type_from_stat_with<S: Syscalls + ?Sized>(
+        sys: &S,
+        stat: &FileStat,
+    ) -> Result<FileType, Error> {
+        classify::judge_stat(sys, stat)
+    }
+
     /// What kind of source this is.
     pub fn kind(&self) -> SourceKind {
         match self.kind {
@@ -340,6 +371,12 @@ with_linux_backend! {
         /// ```
         pub fn from_fd(fd: i32) -> Result<Source, Error> {
             Self::from_fd_with(&crate::sys::Native, fd)
+        }
+
+        /// [`file_type_from_stat_with`](Self::file_type_from_stat_with) on the running
+        /// Linux kernel.
+        pub fn file_type_from_stat(stat: &FileStat) -> Result<FileType, Error> {
+            Self::file_type_from_stat_with(&crate::sys::Native, stat)
         }
     }
 }

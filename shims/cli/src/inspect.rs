@@ -1,13 +1,14 @@
-//! Opening a path, creating a source from it, and asking the source what it is.
+//! Judging a path, opening it if it can be a source, creating a source from it, and asking
+//! the source what it is.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use pmem2_source_std::{DeviceNumber, Errno, Error, FileType, Source, codes};
 
-/// How a path was opened.
+use crate::located::{LocateError, Located, ReopenError};
+
+/// How a path is opened: read-only by default, read-write with `--write`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     ReadWrite,
@@ -26,22 +27,35 @@ impl Access {
 /// What happened to one path.
 #[derive(Debug)]
 pub enum Outcome {
-    /// `open` failed both read-write and read-only (the errno of the read-only try).
-    OpenFailed { errno: Errno },
-    /// The source could not be created.
+    /// A call failed before a source could be created: its errno, and the message (`open:
+    /// No such file or directory`).
+    Failed { errno: Errno, message: String },
+    /// The file was judged (from its `stat`, or by creating the source) not to be a source.
     Rejected(Error),
     /// A source was created; its queries may still have failed.
     Created(Box<Report>),
 }
 
 impl Outcome {
+    /// `call` failed with `errno`: `CALL: STRERROR`.
+    pub fn failed(call: &str, errno: Errno) -> Outcome {
+        Outcome::Failed {
+            errno,
+            message: format!("{call}: {errno}"),
+        }
+    }
+
     /// A source was created and every query answered (an unknown NUMA node is an answer).
     pub fn usable(&self) -> bool {
         match self {
             Outcome::Created(report) => report.all_answered(),
-            Outcome::OpenFailed { .. } | Outcome::Rejected(_) => false,
+            Outcome::Failed { .. } | Outcome::Rejected(_) => false,
         }
     }
+}
+
+fn errno_of(err: &io::Error) -> Errno {
+    Errno::from_raw(err.raw_os_error().unwrap_or(libc::EINVAL))
 }
 
 /// What a created source says about itself.
@@ -90,26 +104,42 @@ impl Report {
 /// or a kind of source without one.
 const NUMA_UNKNOWN: [i32; 2] = [codes::PMEM2_E_DAX_REGION_NOT_FOUND, codes::PMEM2_E_NOSUPP];
 
-fn open(path: &Path) -> io::Result<(File, Access)> {
-    let mut options = OpenOptions::new();
-    // Never block on a FIFO, never become the controlling terminal of a tty.
-    options
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    match options.clone().write(true).open(path) {
-        Ok(file) => Ok((file, Access::ReadWrite)),
-        Err(_) => options.open(path).map(|file| (file, Access::ReadOnly)),
+/// Judges `path` without opening it, then opens it (`access`) only if it is a regular file
+/// or a Device DAX, creates a source from that descriptor as `pmem2_source_from_fd` would,
+/// and queries it.
+///
+/// What is refused — a directory, a FIFO, a socket, a block device, a character device that
+/// sysfs says is not Device DAX — gets `pmem2_source_from_fd`'s code and message without
+/// being opened (see [`crate::located`] for why and how).
+pub fn inspect(path: &Path, access: Access) -> Outcome {
+    let located = match Located::new(path) {
+        Ok(located) => located,
+        Err(LocateError::Open(err)) => return Outcome::failed("open", errno_of(&err)),
+        Err(LocateError::Fstat(err)) => return Outcome::failed("fstat", errno_of(&err)),
+    };
+    if let Err(err) = Source::file_type_of(located.metadata()) {
+        return Outcome::Rejected(err);
     }
-}
-
-/// Opens `path`, creates a source from the descriptor as `pmem2_source_from_fd` would, and
-/// queries it.
-pub fn inspect(path: &Path) -> Outcome {
-    let (file, access) = match open(path) {
-        Ok(opened) => opened,
-        Err(err) => {
-            let errno = Errno::from_raw(err.raw_os_error().unwrap_or(libc::EINVAL));
-            return Outcome::OpenFailed { errno };
+    let open = match access {
+        Access::ReadOnly => "open read-only",
+        Access::ReadWrite => "open read-write",
+    };
+    let file = match located.reopen(access == Access::ReadWrite) {
+        Ok(file) => file,
+        Err(ReopenError::Open(err)) => return Outcome::failed(open, errno_of(&err)),
+        Err(ReopenError::NoProc(err)) => {
+            let errno = errno_of(&err);
+            let message = format!(
+                "{open}: /proc/self/fd: {errno} (without procfs the file judged cannot be \
+                 reopened, and the path is not opened a second time)"
+            );
+            return Outcome::Failed { errno, message };
+        }
+        Err(ReopenError::Changed) => {
+            return Outcome::Failed {
+                errno: Errno::from_raw(libc::EAGAIN),
+                message: format!("{open}: the file opened is not the file judged"),
+            };
         }
     };
     match Source::try_from(&file) {

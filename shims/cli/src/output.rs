@@ -3,12 +3,64 @@
 use std::fmt::Display;
 use std::os::unix::ffi::OsStrExt;
 
-use pmem2_source_std::{Errno, Error, FileType, codes};
+use pmem2_source_std::{Error, FileType, codes};
 use serde::Serialize;
 
 use crate::inspect::{Outcome, Report};
 use crate::listing::Target;
 use crate::units::bytes_both_ways;
+
+/// Bytes from outside the program (a path, a device name) as text that shows what they are
+/// and cannot act on a terminal or forge a line, in the manner of `ls --quoting-style=escape`:
+/// a backslash is `\\`; newline, tab and carriage return are `\n`, `\t`, `\r`; every other
+/// control character (C0, DEL, C1), the Unicode line and paragraph separators and the
+/// bidirectional-text controls are `\xHH` for each of their UTF-8 bytes (ESC is `\x1b`);
+/// and a byte that is not part of valid UTF-8 is `\xHH` too. Any other character is itself.
+///
+/// The one rendering of such bytes in the text output; the core's messages escape what they
+/// quote from sysfs in the same style (`\n`, `\xHH`, `\\`). JSON output does not use it.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => text.push_str("\\\\"),
+                '\n' => text.push_str("\\n"),
+                '\t' => text.push_str("\\t"),
+                '\r' => text.push_str("\\r"),
+                c if must_escape(c) => {
+                    for &byte in c.encode_utf8(&mut [0; 4]).as_bytes() {
+                        push_hex(&mut text, byte);
+                    }
+                }
+                c => text.push(c),
+            }
+        }
+        for &byte in chunk.invalid() {
+            push_hex(&mut text, byte);
+        }
+    }
+    text
+}
+
+fn push_hex(text: &mut String, byte: u8) {
+    text.push_str(&format!("\\x{byte:02x}"));
+}
+
+/// Control characters, and the invisible characters that move text around on a terminal:
+/// line and paragraph separators, and the bidirectional marks, embeddings, overrides and
+/// isolates (which can show a line in another order than its bytes).
+fn must_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
 
 /// `NAME (CODE): MESSAGE`; an unknown code is named `unknown error`.
 fn failure(code: i32, message: impl Display) -> String {
@@ -16,16 +68,12 @@ fn failure(code: i32, message: impl Display) -> String {
     format!("{name} ({code}): {message}")
 }
 
-fn open_message(errno: Errno) -> String {
-    format!("open: {errno}")
-}
-
 /// The text line for one path.
 pub fn text_line(target: &Target, outcome: &Outcome) -> String {
     let label = target.label();
     match outcome {
-        Outcome::OpenFailed { errno } => {
-            format!("{label}: {}", failure(-errno.raw(), open_message(*errno)))
+        Outcome::Failed { errno, message } => {
+            format!("{label}: {}", failure(-errno.raw(), message))
         }
         Outcome::Rejected(err) => format!("{label}: {}", failure(err.code(), err)),
         Outcome::Created(report) => format!("{label}: {}", describe(report)),
@@ -163,8 +211,8 @@ impl Record {
         let path = String::from_utf8_lossy(bytes).into_owned();
         let path_bytes = std::str::from_utf8(bytes).is_err().then(|| bytes.to_vec());
         let details = match outcome {
-            Outcome::OpenFailed { errno } => Details::Failed {
-                error: JsonError::new(-errno.raw(), open_message(*errno)),
+            Outcome::Failed { errno, message } => Details::Failed {
+                error: JsonError::new(-errno.raw(), message),
             },
             Outcome::Rejected(err) => Details::Failed {
                 error: JsonError::of(err),
@@ -214,7 +262,7 @@ mod tests {
     use std::ffi::OsStr;
     use std::path::PathBuf;
 
-    use pmem2_source_std::DeviceNumber;
+    use pmem2_source_std::{DeviceNumber, Errno};
 
     use super::*;
     use crate::inspect::Access;
@@ -241,9 +289,7 @@ mod tests {
 
     #[test]
     fn open_failure() {
-        let outcome = Outcome::OpenFailed {
-            errno: Errno::ENOENT,
-        };
+        let outcome = Outcome::failed("open", Errno::ENOENT);
         assert_eq!(
             text_line(&target("/x"), &outcome),
             "/x: ENOENT (-2): open: No such file or directory"
@@ -252,9 +298,7 @@ mod tests {
             Record::new(&target("/x"), &outcome).to_line(),
             r#"{"path":"/x","usable":false,"error":{"code":-2,"name":"ENOENT","message":"open: No such file or directory"}}"#
         );
-        let outcome = Outcome::OpenFailed {
-            errno: Errno::from_raw(4000),
-        };
+        let outcome = Outcome::failed("open", Errno::from_raw(4000));
         assert_eq!(
             text_line(&target("/x"), &outcome),
             "/x: unknown error (-4000): open: Unknown error 4000"
@@ -330,9 +374,7 @@ mod tests {
 
     #[test]
     fn paths_are_escaped_and_non_utf8_kept_exactly() {
-        let outcome = Outcome::OpenFailed {
-            errno: Errno::ENOENT,
-        };
+        let outcome = Outcome::failed("open", Errno::ENOENT);
         let quoted = Record::new(&target("a\"b\\c\nd"), &outcome).to_line();
         assert!(
             quoted.starts_with(r#"{"path":"a\"b\\c\nd","usable":false"#),
@@ -344,10 +386,35 @@ mod tests {
             line.starts_with("{\"path\":\"x\u{fffd}y\",\"path_bytes\":[120,255,121],\"usable\""),
             "{line}"
         );
-        assert_eq!(
-            text_line(&raw, &outcome).split(':').next(),
-            Some("x\u{fffd}y")
-        );
+        // The text output shows the byte itself, escaped.
+        assert_eq!(text_line(&raw, &outcome).split(':').next(), Some("x\\xffy"));
+    }
+
+    #[test]
+    fn escaping() {
+        let cases: [(&[u8], &str); 9] = [
+            (
+                b"plain /dev/dax0.0 caf\xc3\xa9",
+                "plain /dev/dax0.0 caf\u{e9}",
+            ),
+            (b"a\nb\tc\rd", "a\\nb\\tc\\rd"),
+            (b"back\\slash \\n", "back\\\\slash \\\\n"),
+            (b"\x1b[31mred\x07\x00\x7f", "\\x1b[31mred\\x07\\x00\\x7f"),
+            // C1 controls (CSI, NEL) as their UTF-8 bytes; a lone continuation byte too.
+            ("\u{9b}2J\u{85}".as_bytes(), "\\xc2\\x9b2J\\xc2\\x85"),
+            (b"\xff\xfe\x80", "\\xff\\xfe\\x80"),
+            // A truncated sequence, then ASCII.
+            (b"\xe2\x82x", "\\xe2\\x82x"),
+            // Bidirectional override and line separator.
+            (
+                "a\u{202e}b\u{2028}c".as_bytes(),
+                "a\\xe2\\x80\\xaeb\\xe2\\x80\\xa8c",
+            ),
+            (b"", ""),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(escape(bytes), want, "{bytes:?}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 mod common;
 mod support;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -32,14 +32,14 @@ use std::process::{ExitCode, Output};
 
 use common::fake_sysfs::{Scenario, enter_or_exit, on_tmpfs_at, run_scenarios};
 use serde_json::{Value, json};
-use support::{json_lines, run, stderr_text, stdout_lines};
+use support::{json_lines, run, run_with_closed_pipe, stderr_text, stdout_lines};
 
 /// A scenario's check: runs the command and compares.
 type Check = Box<dyn Fn() -> Result<(), String>>;
 
 const SIZE: &str = "size 250 MiB (262144000 bytes)";
 const ALIGNMENT: &str = "alignment 2 MiB (2097152 bytes)";
-const USABLE_DAX: &str = "Device DAX 1:3 (opened read-write)";
+const USABLE_DAX: &str = "Device DAX 1:3 (opened read-only)";
 const SIZE_PATH: &str = "/sys/dev/char/1:3/size";
 
 /// The sysfs attributes of the fake Device DAX (`None`: leave the attribute out).
@@ -110,7 +110,7 @@ fn dax_object(path: &str, numa_node: Value, extra: Value) -> Result<Value, Strin
         "file_type": "devdax",
         "device": "1:3",
         "inode": inode(path)?,
-        "access": "read-write",
+        "access": "read-only",
         "size": 262_144_000,
         "alignment": 2_097_152,
         "numa_node": numa_node,
@@ -133,6 +133,11 @@ fn on_dev_null(text: Vec<String>, objects: Vec<Value>, status: i32) -> Check {
         expect_json(&run(&["--json", "/dev/null"]), status, &objects)
     })
 }
+
+/// The message for a file judged but not opened because there is no `/proc`.
+const NO_PROC: &str = "open read-only: /proc/self/fd: No such file or directory (without \
+                       procfs the file judged cannot be reopened, and the path is not opened a \
+                       second time)";
 
 fn path_scenarios() -> Result<Vec<Scenario<Check>>, String> {
     let null = |numa_node| dax_object("/dev/null", numa_node, json!({}));
@@ -158,6 +163,48 @@ fn path_scenarios() -> Result<Vec<Scenario<Check>>, String> {
                 vec![null(json!(0))?],
                 0,
             ),
+        ),
+        Scenario::new(
+            "Device DAX with --write: opened read-write",
+            |root| fake_dax(root, GOOD),
+            Box::new(move || {
+                let line = format!(
+                    "/dev/null: Device DAX 1:3 (opened read-write), {SIZE}, {ALIGNMENT}, \
+                     NUMA node 0"
+                );
+                expect_text(&run(&["--write", "/dev/null"]), 0, &[line])?;
+                let object = dax_object("/dev/null", json!(0), json!({"access": "read-write"}))?;
+                expect_json(&run(&["--write", "--json", "/dev/null"]), 0, &[object])
+            }),
+        ),
+        Scenario::new(
+            "--write on a read-only file system: EROFS, not usable; read-only: usable",
+            |root| fake_dax(root, GOOD),
+            Box::new(|| {
+                remount_read_only(c"/sys/dev/char")?;
+                let path = "/sys/dev/char/1:3/size";
+                let output = run(&["--write", path]);
+                let line = format!("{path}: EROFS (-30): open read-write: Read-only file system");
+                expect_text(&output, 1, &[line])?;
+                let output = run(&[path]);
+                expect_eq("exit status", output.status.code(), Some(0))?;
+                expect_eq("stdout", stdout_lines(&output).len(), 1)
+            }),
+        ),
+        Scenario::new(
+            "no /proc: what would be opened is judged, then reported, not opened by its path",
+            |root| fake_dax(root, GOOD),
+            Box::new(|| {
+                let not_dir = "cannot set fd to directory in pmem2_source_from_fd";
+                let lines = [
+                    format!("/dev/null: ENOENT (-2): {NO_PROC}"),
+                    format!("Cargo.toml: ENOENT (-2): {NO_PROC}"),
+                    format!("/tmp: PMEM2_E_INVALID_FILE_TYPE (-100005): {not_dir}"),
+                ];
+                on_tmpfs_at(c"/proc", false, &|_| Ok(()), || {
+                    expect_text(&run(&["/dev/null", "Cargo.toml", "/tmp"]), 1, &lines)
+                })
+            }),
         ),
         Scenario::new(
             "no numa_node: no NUMA node shown, still usable",
@@ -228,6 +275,30 @@ struct Machine {
     nodes: &'static [&'static str],
     /// Links in `/dev/char`, to `../null`.
     char_links: &'static [&'static str],
+}
+
+/// Makes the mount at `target` (a staged tmpfs) read-only.
+fn remount_read_only(target: &CStr) -> Result<(), String> {
+    let flags = libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC;
+    // SAFETY: `target` is a live NUL-terminated string; the other pointers may be null for a
+    // remount that changes flags only.
+    let ret = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            target.as_ptr(),
+            std::ptr::null(),
+            flags | libc::MS_NODEV,
+            std::ptr::null(),
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "remount {target:?} read-only: {}",
+            io::Error::last_os_error()
+        ))
+    }
 }
 
 /// A character device node 1:3 at `path`.
@@ -390,6 +461,42 @@ fn listing_scenarios() -> Vec<Scenario<Check>> {
     ]
 }
 
+/// `/sys/bus/dax/devices` is a regular file: the listing fails (ENOTDIR), and says so on
+/// stderr; a closed stderr loses the message, not the exit status, and does not panic.
+fn listing_fails() -> Scenario<Check> {
+    Scenario::new(
+        "listing fails: exit 1, also with stderr a closed pipe (no panic)",
+        |root| fake_dax(root, GOOD),
+        Box::new(|| {
+            if !Path::new("/sys/bus").is_dir() {
+                fs::create_dir_all("/sys/bus").map_err(|e| format!("mkdir /sys/bus: {e}"))?;
+            }
+            let build = |root: &Path| {
+                fs::create_dir(root.join("dax"))?;
+                fs::write(root.join("dax/devices"), "")
+            };
+            on_tmpfs_at(c"/sys/bus", false, &build, || {
+                let output = run::<&str>(&[]);
+                expect_eq("stdout", output.stdout.as_slice(), &[])?;
+                expect_eq(
+                    "stderr",
+                    stderr_text(&output),
+                    "pmem2-source: cannot list Device DAX devices: /sys/bus/dax/devices: Not a \
+                     directory (os error 20)\n"
+                        .to_string(),
+                )?;
+                expect_eq("exit status", output.status.code(), Some(1))?;
+                for args in [&[][..], &["--json"]] {
+                    let output = run_with_closed_pipe(2, args);
+                    expect_eq("stdout", output.stdout.as_slice(), &[])?;
+                    expect_eq("exit status", output.status.code(), Some(1))?;
+                }
+                Ok(())
+            })
+        }),
+    )
+}
+
 /// The real sysfs: `/dev/null` is `mem`, not Device DAX (before and after the fake ones).
 fn real_sysfs() -> Result<(), String> {
     let message = "character device 1:3 is not Device DAX: its subsystem is \"mem\"";
@@ -410,6 +517,7 @@ fn main() -> ExitCode {
         }
     };
     scenarios.extend(listing_scenarios());
+    scenarios.push(listing_fails());
     run_scenarios(
         &scenarios,
         |_| real_sysfs(),

@@ -123,6 +123,44 @@ impl<'fd> Source<'fd> {
     }
 }
 
+#[cfg(not(windows))]
+impl Source<'_> {
+    /// The file-type decision of [`from_fd`](Source::from_fd), from a file's metadata alone:
+    /// what `from_fd` answers for a readable descriptor of that file (same codes, same
+    /// messages), without opening it. For a checker that must not open what it would refuse:
+    /// a FIFO, a socket, a character device that is not Device DAX. See
+    /// [`pmem2_source::Source::file_type_from_stat_with`].
+    ///
+    /// ```
+    /// use pmem2_source_std::{codes, FileType, Source};
+    ///
+    /// let file = std::fs::metadata("Cargo.toml")?;
+    /// assert_eq!(Source::file_type_of(&file)?, FileType::Regular);
+    /// let null = std::fs::metadata("/dev/null")?;
+    /// let err = Source::file_type_of(&null).unwrap_err();
+    /// assert_eq!(err.code(), codes::PMEM2_E_INVALID_FILE_TYPE);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn file_type_of(metadata: &std::fs::Metadata) -> Result<FileType, Error> {
+        use std::os::unix::fs::MetadataExt;
+        let stat = pmem2_source::sys::FileStat {
+            mode: metadata.mode(),
+            rdev: metadata.rdev(),
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            size: metadata.size().try_into().unwrap_or(i64::MAX),
+            ctime: pmem2_source::sys::Timestamp {
+                sec: metadata.ctime(),
+                nsec: u32::try_from(metadata.ctime_nsec()).unwrap_or(0),
+            },
+        };
+        Ok(pmem2_source::Source::file_type_from_stat_with(
+            &StdSyscalls,
+            &stat,
+        )?)
+    }
+}
+
 #[cfg(windows)]
 impl<'h> Source<'h> {
     /// `pmem2_source_from_handle`: validates the file handle (not a directory, not a mutex,
@@ -539,6 +577,17 @@ mod tests {
         assert_eq!(io.to_string(), message);
         assert_eq!(io.kind(), io::ErrorKind::Unsupported);
         assert_eq!(Error::code_of(&io::Error::from_raw_os_error(2)), None);
+    }
+
+    /// Judged from metadata as `from_fd` judges the open file.
+    #[test]
+    fn file_type_of_metadata_is_from_fd() {
+        for path in ["Cargo.toml", "/dev/null", "/dev/zero", "."] {
+            let file = File::open(path).expect("open");
+            let from_fd = Source::from_fd(file.as_fd()).map(|source| source.file_type());
+            let judged = Source::file_type_of(&file.metadata().expect("fstat"));
+            assert_eq!(judged.map(Some), from_fd, "{path}");
+        }
     }
 
     #[test]
