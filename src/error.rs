@@ -333,6 +333,9 @@ pub enum Error {
         /// What it holds.
         text: SysfsText,
     },
+    /// The unsafe shutdown counts of the DIMMs behind the source, each valid, add up to more
+    /// than a `u64` holds.
+    UnsafeShutdownCountOverflow,
     /// Neither the Device DAX's `align` nor a `dax_region/align` of one of its nearest
     /// ancestors exists.
     AlignmentNotFound {
@@ -361,12 +364,16 @@ pub enum Error {
         /// The source size.
         source_size: u64,
     },
-    /// The file ended before the whole range was transferred (it shrank meanwhile).
+    /// The file ended before the whole range was transferred: it shrank meanwhile, or its
+    /// contents are shorter than the size it reports (sysfs and procfs files report sizes
+    /// such as 4096 or 0 whatever they hold).
     UnexpectedEnd {
         /// Read or write.
         direction: IoDirection,
         /// Where the transfer stopped.
         offset: u64,
+        /// The size the file reported when it ended (`fstat` again), if that could be asked.
+        size_now: Option<u64>,
     },
     /// `pread`/`pwrite` failed with `EIO`: a bad block, most likely.
     IoFailed {
@@ -540,7 +547,9 @@ impl Error {
             | Error::Mapping { errno, .. } => errno.code(),
             Error::InvalidSize { .. } => PMEM2_E_INVALID_SIZE_FORMAT,
             Error::InvalidAlignment { .. } => PMEM2_E_INVALID_ALIGNMENT_FORMAT,
-            Error::InvalidDeviceAttribute { .. } => PMEM2_E_INVALID_DEV_FORMAT,
+            Error::InvalidDeviceAttribute { .. } | Error::UnsafeShutdownCountOverflow => {
+                PMEM2_E_INVALID_DEV_FORMAT
+            }
             Error::AlignmentNotFound { .. } => Errno::ENOENT.code(),
             Error::AlignmentNotPowerOfTwo { .. } => PMEM2_E_INVALID_ALIGNMENT_VALUE,
             Error::NotSupported(_) => PMEM2_E_NOSUPP,
@@ -720,6 +729,12 @@ impl fmt::Display for Error {
                 f,
                 "invalid alignment in \"{path}\": \"{text}\" is not a decimal number and a newline"
             ),
+            Error::UnsafeShutdownCountOverflow => write!(
+                f,
+                "the unsafe shutdown counts of the DIMMs behind the source add up to more than \
+                 {}",
+                u64::MAX
+            ),
             Error::InvalidDeviceAttribute { path, text } => {
                 write!(f, "unexpected contents of \"{path}\": \"{text}\"")
             }
@@ -760,10 +775,27 @@ impl fmt::Display for Error {
                     ),
                 }
             }
-            Error::UnexpectedEnd { direction, offset } => write!(
-                f,
-                "the file ended at offset {offset} during the {direction} (it shrank meanwhile)"
-            ),
+            Error::UnexpectedEnd {
+                direction,
+                offset,
+                size_now,
+            } => {
+                write!(
+                    f,
+                    "the file ended at offset {offset} during the {direction}"
+                )?;
+                match size_now {
+                    Some(size) if size > offset => write!(
+                        f,
+                        ", although its size is {size} bytes: its contents are shorter than its \
+                         size (as in sysfs and procfs)"
+                    ),
+                    Some(size) => write!(f, ": it shrank to {size} bytes meanwhile"),
+                    None => f.write_str(
+                        " (it shrank meanwhile, or its contents are shorter than its size)",
+                    ),
+                }
+            }
             Error::IoFailed { direction } => write!(
                 f,
                 "physical I/O error occurred on {direction} operation, possible bad block"

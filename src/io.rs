@@ -159,9 +159,16 @@ fn file_transfer<S: Syscalls + ?Sized>(
         };
         match result {
             Ok(0) if buffer.len() > 0 => {
+                // Whether the file shrank or never held what its size says, its size now
+                // tells: one more call, on this failure only.
+                let size_now = sys
+                    .fstat(fd)
+                    .ok()
+                    .and_then(|stat| u64::try_from(stat.size).ok());
                 return Err(Error::UnexpectedEnd {
                     direction,
                     offset: at,
+                    size_now,
                 });
             }
             // A backend claiming more than it was given ends the loop, not memory safety.
@@ -205,9 +212,11 @@ fn handle_transfer<S: Syscalls + ?Sized>(
         };
         match result {
             Ok(0) => {
+                let size_now = sys.file_information(handle).ok().map(|info| info.size);
                 return Err(Error::UnexpectedEnd {
                     direction,
                     offset: at,
+                    size_now,
                 });
             }
             Ok(n) => done = done.saturating_add(n),
@@ -221,8 +230,12 @@ fn handle_transfer<S: Syscalls + ?Sized>(
 mod tests {
     extern crate std;
 
+    use std::string::ToString;
+
     use super::*;
+    use crate::IoDirection;
     use crate::codes::*;
+    use crate::sys::FileStat;
     use crate::sys::scripted::{Call, ScriptedKernel};
     use crate::test_support::assert_failure;
 
@@ -390,9 +403,11 @@ mod tests {
         assert_eq!(transfers(&kernel) as u32, MAX_INTERRUPTIONS + 1);
     }
 
+    /// The file ends before its size says: a file that reports more than it holds (sysfs and
+    /// procfs) is told apart from one that shrank, by its size when it ended.
     #[test]
-    fn a_file_that_shrank_ends_the_transfer() {
-        // fstat says 4096 bytes, but only 100 are there.
+    fn a_file_that_ends_early_says_why() {
+        // fstat says 4096 bytes, and still does when the read ends, but only 100 are there.
         let kernel = ScriptedKernel::regular_file().with_data(&numbered(100));
         let stat = kernel.fstat(3).expect("stat");
         let kernel = kernel.with_fstat(Ok(FileStatExt::sized(stat, 4096)));
@@ -400,7 +415,52 @@ mod tests {
         assert_failure(
             file.pread_mcsafe_with(&kernel, &mut [0; 200], 0),
             PMEM2_E_LENGTH_OUT_OF_RANGE,
-            "the file ended at offset 100 during the read (it shrank meanwhile)",
+            "the file ended at offset 100 during the read, although its size is 4096 bytes: \
+             its contents are shorter than its size (as in sysfs and procfs)",
+        );
+        // A file that shrank between the size check and the read.
+        struct Shrinking(ScriptedKernel, core::cell::Cell<u32>);
+        impl Syscalls for Shrinking {
+            fn fcntl_getfl(&self, fd: i32) -> Result<u32, Errno> {
+                self.0.fcntl_getfl(fd)
+            }
+            fn fstat(&self, fd: i32) -> Result<FileStat, Errno> {
+                let calls = self.1.get();
+                self.1.set(calls + 1);
+                let stat = self.0.fstat(fd)?;
+                Ok(if calls < 2 {
+                    stat.sized(4096)
+                } else {
+                    stat.sized(60)
+                })
+            }
+            fn readlink(&self, path: &core::ffi::CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+                self.0.readlink(path, buf)
+            }
+            fn pread(&self, fd: i32, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+                self.0.pread(fd, buf, offset)
+            }
+        }
+        let shrinking = Shrinking(
+            ScriptedKernel::regular_file().with_data(&numbered(100)),
+            core::cell::Cell::new(0),
+        );
+        let file = Source::from_fd_with(&shrinking, 3).expect("source");
+        assert_failure(
+            file.pread_mcsafe_with(&shrinking, &mut [0; 200], 0),
+            PMEM2_E_LENGTH_OUT_OF_RANGE,
+            "the file ended at offset 100 during the read: it shrank to 60 bytes meanwhile",
+        );
+        // No size to be had: both reasons are named.
+        let err = Error::UnexpectedEnd {
+            direction: IoDirection::Write,
+            offset: 7,
+            size_now: None,
+        };
+        assert_eq!(
+            err.to_string(),
+            "the file ended at offset 7 during the write (it shrank meanwhile, or its contents \
+             are shorter than its size)"
         );
     }
 

@@ -114,10 +114,12 @@ impl Source {
                 (path, contents)
             }
         };
+        // Node numbers are never negative; -1 is how the kernel says "no affinity".
         contents
             .whole()
             .and_then(parse_signed_decimal)
             .and_then(|node| i32::try_from(node).ok())
+            .filter(|&node| node >= -1)
             .ok_or_else(|| Error::InvalidDeviceAttribute {
                 path,
                 text: contents.text(),
@@ -192,12 +194,15 @@ impl Source {
         let region = self
             .region(sys)?
             .ok_or(Error::NotSupported(Unsupported::NoUsc))?;
-        let mut sum = 0u64;
+        // Each count is checked as it is read; the sum only after all are (an overflow is
+        // not the fault of the DIMM whose count was added last).
+        let mut sum = Some(0u64);
         region.for_each_dimm(sys, "nfit/dirty_shutdown", Unsupported::NoUsc, |text| {
-            sum = sum.checked_add(parse_decimal(text)?)?;
+            let count = parse_decimal(text)?;
+            sum = sum.and_then(|sum| sum.checked_add(count));
             Some(())
         })?;
-        Ok(sum)
+        sum.ok_or(Error::UnsafeShutdownCountOverflow)
     }
 
     /// The fd, file type and recorded device numbers of an fd source.
@@ -885,14 +890,18 @@ mod tests {
             PMEM2_E_DAX_REGION_NOT_FOUND,
             "unknown region",
         );
-        let kernel = dax_kernel().with_file(&attr("numa_node"), b"2147483648\n");
-        let message =
-            std::format!("unexpected contents of \"{DAX_DIR}/numa_node\": \"2147483648\\n\"");
-        assert_failure(
-            source(&kernel).numa_node_with(&kernel),
-            PMEM2_E_INVALID_DEV_FORMAT,
-            &message,
-        );
+        // Out of range, and negative numbers other than -1 ("no affinity"): not nodes.
+        for text in ["2147483648", "-2", "-2147483648"] {
+            let kernel =
+                dax_kernel().with_file(&attr("numa_node"), std::format!("{text}\n").as_bytes());
+            let message =
+                std::format!("unexpected contents of \"{DAX_DIR}/numa_node\": \"{text}\\n\"");
+            assert_failure(
+                source(&kernel).numa_node_with(&kernel),
+                PMEM2_E_INVALID_DEV_FORMAT,
+                &message,
+            );
+        }
         assert_failure(
             Source::anon(1).numa_node_with(&kernel),
             PMEM2_E_NOSUPP,
@@ -1111,10 +1120,18 @@ mod tests {
             Err(PMEM2_E_INVALID_DEV_FORMAT)
         );
         let kernel = dax_with_region([b"id0\n", b"id1\n"], [b"18446744073709551615\n", b"1\n"]);
+        assert_failure(
+            source(&kernel).device_usc_with(&kernel),
+            PMEM2_E_INVALID_DEV_FORMAT,
+            "the unsafe shutdown counts of the DIMMs behind the source add up to more than \
+             18446744073709551615",
+        );
+        // A malformed count after the overflow is still named.
+        let kernel = dax_with_region([b"id0\n", b"id1\n"], [b"18446744073709551615\n", b"x\n"]);
         let err = source(&kernel)
             .device_usc_with(&kernel)
-            .expect_err("sum overflows");
-        assert_eq!(err.code(), PMEM2_E_INVALID_DEV_FORMAT);
+            .expect_err("malformed");
+        assert!(err.to_string().contains("\"x\\n\""), "{err}");
         let kernel = dax_with_region([b"id 0\n", b"id1\n"], [b"0\n", b"0\n"]);
         assert_eq!(
             source(&kernel)

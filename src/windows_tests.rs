@@ -366,7 +366,8 @@ fn a_short_handle_transfer_is_the_end_of_the_file() {
         source.pread_mcsafe_with(&shrunk, &mut [0; 4], 8),
         Err(Error::UnexpectedEnd {
             direction: IoDirection::Read,
-            offset: 8
+            offset: 8,
+            size_now: Some(4096)
         })
     );
     // A backend without handle I/O says so.

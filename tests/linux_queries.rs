@@ -103,3 +103,27 @@ fn an_anonymous_source_on_the_running_kernel() {
     assert_eq!(anon.pread_mcsafe(&mut [0; 4], 0), Err(Error::IoSourceType));
     assert_eq!(anon.pwrite_mcsafe(&[0; 4], 0), Err(Error::IoSourceType));
 }
+
+/// A sysfs file reports a size of 4096 whatever it holds: a read of that size ends early, and
+/// the message says so rather than that the file shrank.
+#[test]
+fn a_sysfs_file_holds_less_than_its_size() {
+    let path = Path::new("/sys/devices/system/cpu/online");
+    let Ok(file) = std::fs::File::open(path) else {
+        return common::skip("a sysfs file", "no /sys/devices/system/cpu/online");
+    };
+    let held = std::fs::read(path).expect("read").len();
+    let size = file.metadata().expect("metadata").len();
+    assert!(held < 100 && size == 4096, "{held} bytes held, size {size}");
+    let source = Source::from_fd(std::os::fd::AsRawFd::as_raw_fd(&file)).expect("a regular file");
+    let mut buf = vec![0u8; 4096];
+    let err = source.pread_mcsafe(&mut buf, 0).expect_err("ends early");
+    assert_eq!(err.code(), codes::PMEM2_E_LENGTH_OUT_OF_RANGE);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the file ended at offset {held} during the read, although its size is 4096 bytes: \
+             its contents are shorter than its size (as in sysfs and procfs)"
+        )
+    );
+}

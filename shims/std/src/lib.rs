@@ -518,7 +518,8 @@ mod tests {
         assert_eq!(
             kind(E::UnexpectedEnd {
                 direction: IoDirection::Write,
-                offset: 7
+                offset: 7,
+                size_now: None,
             }),
             io::ErrorKind::UnexpectedEof
         );
