@@ -10,6 +10,7 @@ debian_packages=(
   gcc libc6-dev         # the linker rustc drives, and libc for the shims and tests
   binutils              # strip/size for the minimal-runtime binary checks
   util-linux            # unshare, mount (fake sysfs trees in private mount namespaces)
+  e2fsprogs             # mkfs.ext4: the loop-mounted ext4 of tests/fd_reuse.rs
   g++                   # the C header must also compile as C++
   pkg-config            # the installed pmem2_source.pc is checked with it
   libpmem2-dev          # the reference: Debian's libpmem2 1.12.1 (differential tests)

@@ -46,16 +46,18 @@ pub fn readlinkat(path: &CStr, buf: &mut [u8]) -> isize {
     }) as isize
 }
 
-/// `openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)`.
+/// `openat(AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC)`, the
+/// core's flags for a sysfs attribute.
 #[inline(always)]
 pub fn open_read_only(path: &CStr) -> isize {
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW;
     // SAFETY: `path` is NUL-terminated and only read during the call.
     (unsafe {
         sc::syscall!(
             OPENAT,
             libc::AT_FDCWD,
             path.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC
+            flags | libc::O_CLOEXEC
         )
     }) as isize
 }
@@ -74,8 +76,9 @@ pub fn close(fd: i32) -> isize {
     (unsafe { sc::syscall!(CLOSE, fd) }) as isize
 }
 
-/// What reading a sysfs attribute takes, as the core does it: `openat`, `read` until the end
-/// of the file (two reads for a short attribute: the text, then 0), `close`. Returns the
+/// What reading a sysfs attribute takes, as the core does it: `openat`, `fstat` (only a
+/// regular file is read: a FIFO or a device put in a staged tree is refused), `read` until the
+/// end of the file (two reads for a short attribute: the text, then 0), `close`. Returns the
 /// number of bytes read, or the first negative return.
 #[inline(always)]
 pub fn read_attribute(path: &CStr, buf: &mut [u8]) -> isize {
@@ -84,6 +87,12 @@ pub fn read_attribute(path: &CStr, buf: &mut [u8]) -> isize {
         return fd;
     }
     let fd = fd as i32;
+    let mut st = Stat::uninit();
+    let checked = fstat(fd, &mut st);
+    if checked < 0 {
+        close(fd);
+        return checked;
+    }
     let mut filled = 0usize;
     let outcome = loop {
         let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {

@@ -592,8 +592,8 @@ fn query_cases<'a>(apis: &Apis, fd: c_int, on: QueryOn) -> Vec<Case<'a>> {
                     }
                 }),
             ));
-            size_syscalls = "fstat + openat + 2 read + close";
-            align_syscalls = "openat + 2 read + close";
+            size_syscalls = "fstat + openat + fstat + 2 read + close";
+            align_syscalls = "openat + fstat + 2 read + close";
         }
     }
     size_contenders.push((
