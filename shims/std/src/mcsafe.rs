@@ -89,6 +89,32 @@
 //! During a copy `SIGBUS` is also unblocked in the calling thread: the kernel does not deliver
 //! a fault to a handler while `SIGBUS` is blocked but kills the process instead.
 //!
+//! # Pending signals
+//!
+//! A thread that blocks `SIGBUS` (as every thread of a program that collects its signals
+//! through `signalfd` or `sigwaitinfo` does) may have a `SIGBUS` pending when a copy starts,
+//! on its own queue (`raise`, `pthread_kill`) or the process's (`kill`). Unblocking would
+//! deliver it there and then, to our handler, which passes it on to the disposition (at
+//! `SIG_DFL`, the process dies). Leaving `SIGBUS` blocked is no way out: a fault while it is
+//! blocked kills the process whether or not one is pending (the kernel does not queue the
+//! fault behind the pending one; it resets the disposition to `SIG_DFL`, unblocks `SIGBUS`,
+//! and the pending signal kills). So a copy first takes the pending `SIGBUS`es off their
+//! queues (`rt_sigtimedwait`, not waiting: a non-real-time signal is queued at most once on
+//! the thread's queue and once on the process's; which queue a lone one is on is read from
+//! `/proc/thread-self/status`), runs with `SIGBUS` unblocked as any other (a fault in it is
+//! an error, not death), blocks `SIGBUS` again and queues each again on the queue it came
+//! from with the `siginfo_t` it had (`rt_tgsigqueueinfo`, `rt_sigqueueinfo`). Afterwards the
+//! same signals are pending, and the mask is as before. The differences from not copying:
+//!
+//! * While the copy runs, those signals are not pending: another thread's `sigpending`,
+//!   `sigwaitinfo` or `signalfd` read in that time does not see them.
+//! * The kernel lets only a process's main thread queue a `siginfo_t` of `kill` or of its
+//!   own (`si_code` ≥ 0) on the process: a copy in another thread sends such a signal again
+//!   with `kill`, so its `si_pid` and `si_uid` become this process's.
+//! * Without `/proc`, a lone pending `SIGBUS`'s queue is guessed from its `si_code`: the
+//!   thread's for `SI_TKILL` and the kernel's codes, else the process's (so one sent with
+//!   `pthread_sigqueue` comes back on the process's queue).
+//!
 //! The cache write-back after a write is inside the protected range too: a write-back
 //! instruction faults like a load on a page that has gone away meanwhile.
 //!
@@ -98,6 +124,9 @@
 //!   in the copy would reach their handler. (A change is noticed when the last copy ends,
 //!   and left in place; an instance of ours put back later is dealt with as described under
 //!   "Installation".)
+//! * A `SIGBUS` sent to the process while a copy runs in a thread that blocks it can be
+//!   delivered to that thread, which has it unblocked for the copy, and is passed on to the
+//!   disposition like any foreign `SIGBUS` (it is not left pending).
 //! * A forwarded one-shot (`SA_RESETHAND`) handler resets `SIGBUS` to `SIG_DFL` for the whole
 //!   process, so a copy still running in another thread is no longer protected.
 //! * The copies are not async-signal-safe (they take a mutex) and must not be called from a
@@ -813,20 +842,33 @@ impl Installation {
 /// blocked is not delivered to any handler: the kernel resets the disposition to `SIG_DFL` and
 /// kills the process. Threads that block every signal (a common pattern, leaving signals to
 /// one dedicated thread) would otherwise die of a bad block.
+///
+/// A `SIGBUS` that is pending (blocked) when the copy starts would be delivered the moment it
+/// is unblocked; so it is first taken off its queue, and queued again as it was once `SIGBUS`
+/// is blocked again (see "Pending signals" in the module documentation).
 struct Unblocked {
     /// Whether `SIGBUS` was blocked before, to block it again.
     was_blocked: bool,
+    /// The pending `SIGBUS`es taken off their queues, to queue again.
+    taken: Taken,
 }
 
 impl Unblocked {
     fn new() -> Unblocked {
+        // Only a blocked signal can be pending (sigpending reports the pending signals that
+        // are blocked), so this is empty whenever SIGBUS is not blocked.
+        let taken = if sigbus_pending() {
+            Taken::take()
+        } else {
+            Taken::NONE
+        };
         let set = sigbus_set();
         let mut old = empty_action().sa_mask;
         // SAFETY: changes only this thread's signal mask; `old` receives the previous one.
         let ret = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, &mut old) };
         // SAFETY: sigismember only reads the set.
         let was_blocked = ret == 0 && unsafe { libc::sigismember(&old, libc::SIGBUS) } == 1;
-        Unblocked { was_blocked }
+        Unblocked { was_blocked, taken }
     }
 }
 
@@ -837,6 +879,157 @@ impl Drop for Unblocked {
             // SAFETY: changes only this thread's signal mask.
             let _ = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut()) };
         }
+        self.taken.queue_again();
+    }
+}
+
+/// The `SIGBUS`es that were pending when a copy started: at most one on this thread's own
+/// queue and one on the process's (a non-real-time signal is queued at most once on each),
+/// each with the `siginfo_t` it was sent with.
+struct Taken {
+    thread: Option<libc::siginfo_t>,
+    process: Option<libc::siginfo_t>,
+}
+
+impl Taken {
+    const NONE: Taken = Taken {
+        thread: None,
+        process: None,
+    };
+
+    /// Takes the pending `SIGBUS`es off their queues, noting which queue each came from.
+    fn take() -> Taken {
+        let queues = PendingQueues::read();
+        let Some(first) = take_one() else {
+            // Another thread took it (a signal-handling thread), or it was never there.
+            return Taken::NONE;
+        };
+        if sigbus_pending() {
+            // The kernel takes a thread's own pending signals before the process's: the first
+            // came from this thread's queue, the one still pending is on the process's.
+            return Taken {
+                thread: Some(first),
+                process: take_one(),
+            };
+        }
+        let from_thread = match queues {
+            Some(queues) if queues.thread || queues.process => queues.thread,
+            // Without /proc, guessed from how it was sent: tkill/tgkill (raise, pthread_kill)
+            // and the kernel's own SIGBUSes go to a thread, kill and sigqueue to the process.
+            _ => first.si_code == libc::SI_TKILL || first.si_code > 0,
+        };
+        if from_thread {
+            Taken {
+                thread: Some(first),
+                process: None,
+            }
+        } else {
+            Taken {
+                thread: None,
+                process: Some(first),
+            }
+        }
+    }
+
+    /// Queues the taken signals again, each on the queue it came from with its `siginfo_t`.
+    /// `SIGBUS` must be blocked again in this thread.
+    fn queue_again(&mut self) {
+        // SAFETY: getpid and gettid cannot fail.
+        let pid = unsafe { libc::getpid() };
+        if let Some(info) = self.thread.take() {
+            // SAFETY: gettid cannot fail.
+            let tid = unsafe { libc::gettid() };
+            // SAFETY: queues SIGBUS on this thread with a siginfo_t the kernel produced; a
+            // thread may queue any siginfo_t on itself.
+            let _ = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_tgsigqueueinfo,
+                    pid,
+                    tid,
+                    libc::SIGBUS,
+                    &info as *const libc::siginfo_t,
+                )
+            };
+        }
+        if let Some(info) = self.process.take() {
+            // SAFETY: queues SIGBUS on this process with a siginfo_t the kernel produced.
+            let queued = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigqueueinfo,
+                    pid,
+                    libc::SIGBUS,
+                    &info as *const libc::siginfo_t,
+                )
+            };
+            if queued != 0 {
+                // The kernel lets only the main thread queue a kill's or the kernel's
+                // siginfo_t (si_code >= 0) on its process: sent again as kill sends it, the
+                // same signal on the same queue, from this process.
+                // SAFETY: sends SIGBUS to this process, where it stays pending until a thread
+                // unblocks it, as the original did.
+                let _ = unsafe { libc::kill(pid, libc::SIGBUS) };
+            }
+        }
+    }
+}
+
+/// Whether a `SIGBUS` is pending (and blocked) for this thread, on its own queue or the
+/// process's.
+fn sigbus_pending() -> bool {
+    let mut pending = empty_action().sa_mask;
+    // SAFETY: only writes the pending set into `pending`.
+    let ret = unsafe { libc::sigpending(&mut pending) };
+    // SAFETY: sigismember only reads the set.
+    ret == 0 && unsafe { libc::sigismember(&pending, libc::SIGBUS) } == 1
+}
+
+/// Takes one pending `SIGBUS` off this thread's queue or else the process's, without waiting.
+/// The system call itself, because glibc's `sigtimedwait` reports `SI_TKILL` as `SI_USER`, and
+/// the exact `siginfo_t` is what is queued again.
+fn take_one() -> Option<libc::siginfo_t> {
+    /// The kernel's signal set size (64 signals) that `rt_sigtimedwait` expects.
+    const KERNEL_SIGSET_SIZE: usize = 8;
+    let set = sigbus_set();
+    // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
+    let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
+    let no_wait = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: the set, the siginfo_t and the timeout are valid for the call; the kernel reads
+    // the first 8 bytes of the set (signals 1 to 64) and writes the siginfo_t.
+    let signal = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &set as *const libc::sigset_t,
+            &mut info as *mut libc::siginfo_t,
+            &no_wait as *const libc::timespec,
+            KERNEL_SIGSET_SIZE,
+        )
+    };
+    (signal == libc::c_long::from(libc::SIGBUS)).then_some(info)
+}
+
+/// Whether a `SIGBUS` is pending on this thread's own queue and on its process's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct PendingQueues {
+    thread: bool,
+    process: bool,
+}
+
+impl PendingQueues {
+    /// As `/proc/thread-self/status` says (`SigPnd`, `ShdPnd`); `None` if it cannot be read.
+    fn read() -> Option<PendingQueues> {
+        let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+        let has_sigbus = |field: &str| -> Option<bool> {
+            let line = status.lines().find_map(|line| line.strip_prefix(field))?;
+            let bits = u64::from_str_radix(line.trim(), 16).ok()?;
+            Some(bits & (1 << (libc::SIGBUS - 1)) != 0)
+        };
+        Some(PendingQueues {
+            thread: has_sigbus("SigPnd:")?,
+            process: has_sigbus("ShdPnd:")?,
+        })
     }
 }
 

@@ -570,6 +570,16 @@ fn run_scenario(scenario: &str) -> Output {
 /// Runs the test `test` of this binary (one that plays the scenario in [`SCENARIO`]) in a
 /// child process, as [`run_scenario`] does.
 fn run_child(test: &str, scenario: &str) -> Output {
+    spawn_child(test, scenario, false)
+}
+
+/// As [`run_child`], the child starting with every signal blocked (in all its threads: they
+/// inherit the mask), as a program that handles signals through `signalfd` runs.
+fn run_child_all_blocked(test: &str, scenario: &str) -> Output {
+    spawn_child(test, scenario, true)
+}
+
+fn spawn_child(test: &str, scenario: &str, block_all: bool) -> Output {
     let exe = std::env::current_exe().expect("test binary");
     let runner = std::env::var(RUNNER).unwrap_or_default();
     let mut runner = runner.split_whitespace();
@@ -581,6 +591,20 @@ fn run_child(test: &str, scenario: &str) -> Output {
         }
         None => Command::new(exe),
     };
+    if block_all {
+        use std::os::unix::process::CommandExt;
+        let block_everything = || {
+            let mut all = empty_action().sa_mask;
+            // SAFETY: fills an initialised set.
+            unsafe { libc::sigfillset(&mut all) };
+            // SAFETY: sets the (only) thread's mask of the child.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut()) };
+            Ok(())
+        };
+        // SAFETY: runs in the child between fork and exec, after std reset the signal mask,
+        // and calls only async-signal-safe functions.
+        unsafe { command.pre_exec(block_everything) };
+    }
     let mut child = command
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(SCENARIO, scenario)
@@ -873,4 +897,211 @@ fn more_distinct_dispositions_than_entry_points() {
         "the entry points are distinct functions"
     );
     restore_action(&original);
+}
+
+/// This thread's signal mask.
+fn thread_mask() -> libc::sigset_t {
+    let mut mask = empty_action().sa_mask;
+    // SAFETY: only reads this thread's mask.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, ptr::null(), &mut mask) };
+    assert_eq!(ret, 0);
+    mask
+}
+
+fn same_set(a: &libc::sigset_t, b: &libc::sigset_t) -> bool {
+    (1..=64).all(|signal| {
+        // SAFETY: sigismember only reads the set.
+        let in_a = unsafe { libc::sigismember(a, signal) };
+        // SAFETY: as above.
+        let in_b = unsafe { libc::sigismember(b, signal) };
+        in_a == in_b
+    })
+}
+
+/// In a child process started with every signal blocked and `SIGBUS` at `SIG_DFL`: makes
+/// `SIGBUS` pending on this thread's queue (`raise`), the process's (`kill`) or both, then
+/// copies, with and without a fault. Every copy answers; afterwards the same `SIGBUS`es are
+/// pending on the same queues, with the same `siginfo_t`, and the mask is unchanged. Does
+/// nothing in an ordinary test run.
+#[test]
+fn child_process_pending_sigbus() {
+    let Ok(scenario) = std::env::var(SCENARIO) else {
+        return;
+    };
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lowers this process's core size limit: a dying child leaves no core file.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    set_action(libc::SIG_DFL, 0, &[]);
+    let mask = thread_mask();
+    // SAFETY: sigismember only reads the set.
+    let blocked = unsafe { libc::sigismember(&mask, libc::SIGBUS) };
+    assert_eq!(blocked, 1, "blocked");
+    // `queued`: sent with a value (pthread_sigqueue, sigqueue), so with si_code SI_QUEUE for
+    // both queues.
+    let (on_thread, on_process, queued) = match scenario.as_str() {
+        "thread" => (true, false, false),
+        "process" => (false, true, false),
+        "both" => (true, true, false),
+        "thread-queued" => (true, false, true),
+        "process-queued" => (false, true, true),
+        other => panic!("unknown scenario {other}"),
+    };
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() };
+    let value = |n: usize| libc::sigval {
+        sival_ptr: ptr::without_provenance_mut(n),
+    };
+    // SIGBUS is blocked in every thread: each stays pending where it is sent.
+    match (on_thread, queued) {
+        // SAFETY: sends SIGBUS to this thread.
+        (true, false) => assert_eq!(unsafe { libc::raise(libc::SIGBUS) }, 0),
+        (true, true) => {
+            // SAFETY: pthread_self cannot fail.
+            let this_thread = unsafe { libc::pthread_self() };
+            // SAFETY: sends SIGBUS to this thread, with a value.
+            let sent = unsafe { libc::pthread_sigqueue(this_thread, libc::SIGBUS, value(7)) };
+            assert_eq!(sent, 0);
+        }
+        _ => {}
+    }
+    match (on_process, queued) {
+        // SAFETY: sends SIGBUS to this process.
+        (true, false) => assert_eq!(unsafe { libc::kill(pid, libc::SIGBUS) }, 0),
+        // SAFETY: as above, with a value.
+        (true, true) => assert_eq!(unsafe { libc::sigqueue(pid, libc::SIGBUS, value(9)) }, 0),
+        _ => {}
+    }
+    let expected = PendingQueues {
+        thread: on_thread,
+        process: on_process,
+    };
+    assert_eq!(PendingQueues::read(), Some(expected), "pending before");
+
+    let mapping = Truncated::new();
+    let page = mapping.page;
+    let mut buffer = [0u8; 64];
+    // SAFETY: inside the live mapping and the file.
+    let read_ok = unsafe { read(&mut buffer, mapping.map) };
+    assert_eq!(read_ok, Ok(()), "{scenario}");
+    assert_eq!(buffer.to_vec(), mapping.file_bytes(0, 64));
+    assert_eq!(
+        PendingQueues::read(),
+        Some(expected),
+        "{scenario}: after a read"
+    );
+    assert!(
+        same_set(&thread_mask(), &mask),
+        "{scenario}: mask after a read"
+    );
+
+    // SAFETY: inside the live mapping, running past the end of the file.
+    let read_bad = unsafe { read(&mut buffer, mapping.boundary().wrapping_sub(8)) };
+    assert_eq!(
+        read_bad,
+        Err(CopyError::Copy { not_copied: 56 }),
+        "{scenario}"
+    );
+    assert_eq!(
+        PendingQueues::read(),
+        Some(expected),
+        "{scenario}: after a fault"
+    );
+    assert!(
+        same_set(&thread_mask(), &mask),
+        "{scenario}: mask after a fault"
+    );
+
+    let data = [0x5au8; 64];
+    // SAFETY: inside the live mapping and the file.
+    let write_ok = unsafe { write(mapping.map.wrapping_add(128), &data) };
+    assert_eq!(write_ok, Ok(()), "{scenario}");
+    assert_eq!(mapping.file_bytes(128, 64), data.to_vec());
+    // SAFETY: inside the live mapping, past the end of the file.
+    let write_bad = unsafe { write(mapping.boundary(), &data) };
+    assert_eq!(
+        write_bad,
+        Err(CopyError::Copy { not_copied: 64 }),
+        "{scenario}"
+    );
+    assert_eq!(
+        PendingQueues::read(),
+        Some(expected),
+        "{scenario}: after writes"
+    );
+    assert!(
+        same_set(&thread_mask(), &mask),
+        "{scenario}: mask after writes"
+    );
+    assert_eq!(page, mapping.page);
+
+    // The signals themselves: a raise is SI_TKILL, a kill SI_USER, a queued one SI_QUEUE with
+    // its value, all from this process.
+    if on_thread {
+        let info = take_one().expect("the thread's SIGBUS");
+        let code = if queued {
+            libc::SI_QUEUE
+        } else {
+            libc::SI_TKILL
+        };
+        assert_eq!(info.si_code, code, "{scenario}: thread's");
+        // SAFETY: a SIGBUS sent by tgkill or queued carries the sender's pid.
+        assert_eq!(unsafe { info.si_pid() }, pid, "{scenario}: thread's");
+        if queued {
+            // SAFETY: a queued SIGBUS carries its value.
+            let sent = unsafe { info.si_value() }.sival_ptr as usize;
+            assert_eq!(sent, 7, "{scenario}: thread's");
+        }
+    }
+    if on_process {
+        let info = take_one().expect("the process's SIGBUS");
+        let code = if queued {
+            libc::SI_QUEUE
+        } else {
+            libc::SI_USER
+        };
+        assert_eq!(info.si_code, code, "{scenario}: process's");
+        // SAFETY: a SIGBUS sent by kill or queued carries the sender's pid.
+        assert_eq!(unsafe { info.si_pid() }, pid, "{scenario}: process's");
+        if queued {
+            // SAFETY: a queued SIGBUS carries its value.
+            let sent = unsafe { info.si_value() }.sival_ptr as usize;
+            assert_eq!(sent, 9, "{scenario}: process's");
+        }
+    }
+    assert!(!sigbus_pending(), "{scenario}: nothing more");
+    println!("survived {scenario}");
+}
+
+fn assert_pending_sigbus_survives(scenario: &str) {
+    let output = run_child_all_blocked("mcsafe::tests::child_process_pending_sigbus", scenario);
+    assert!(
+        output.status.success() && output.stdout.contains(&format!("survived {scenario}")),
+        "{scenario}: {:?}\n{}",
+        output.status,
+        output.stdout
+    );
+}
+
+#[test]
+fn a_sigbus_pending_on_the_thread_stays_pending_through_copies() {
+    assert_pending_sigbus_survives("thread");
+}
+
+#[test]
+fn a_sigbus_pending_on_the_process_stays_pending_through_copies() {
+    assert_pending_sigbus_survives("process");
+}
+
+#[test]
+fn sigbuses_pending_on_both_queues_stay_pending_through_copies() {
+    assert_pending_sigbus_survives("both");
+}
+
+#[test]
+fn a_queued_sigbus_pending_stays_pending_with_its_value_through_copies() {
+    assert_pending_sigbus_survives("thread-queued");
+    assert_pending_sigbus_survives("process-queued");
 }
