@@ -198,6 +198,8 @@ void pmem2_perror(const char *format, ...)
 /*
  * pmem2-source extension: allocate sources with malloc_func and free them with free_func
  * instead of malloc and free. malloc_func must return memory aligned like malloc's, or NULL.
+ * A block not aligned for a source is passed back to free_func at once, and the creation
+ * fails with -ENOMEM, its message naming the address returned and the alignment needed.
  * Only once, before the first source is allocated: afterwards (or on a second call) it
  * returns -EBUSY and changes nothing, so every source is freed by the allocator that made
  * it. Returns 0, or -EINVAL if either function is NULL (nothing changes).
