@@ -978,7 +978,20 @@ fn child_process_pending_sigbus() {
         thread: on_thread,
         process: on_process,
     };
-    assert_eq!(PendingQueues::read(), Some(expected), "pending before");
+    assert!(sigbus_pending(), "pending before");
+    // Under an emulator (qemu-user), /proc shows the emulator's own pending signals, not
+    // the emulated program's: then only that a SIGBUS is pending is checked.
+    let proc_shows_queues = PendingQueues::read() == Some(expected);
+    if !proc_shows_queues {
+        println!("note: /proc does not show the pending SIGBUS; its queues are not checked");
+    }
+    let still_pending = |when: &str| {
+        if proc_shows_queues {
+            assert_eq!(PendingQueues::read(), Some(expected), "{scenario}: {when}");
+        } else {
+            assert!(sigbus_pending(), "{scenario}: {when}");
+        }
+    };
 
     let mapping = Truncated::new();
     let page = mapping.page;
@@ -987,11 +1000,7 @@ fn child_process_pending_sigbus() {
     let read_ok = unsafe { read(&mut buffer, mapping.map) };
     assert_eq!(read_ok, Ok(()), "{scenario}");
     assert_eq!(buffer.to_vec(), mapping.file_bytes(0, 64));
-    assert_eq!(
-        PendingQueues::read(),
-        Some(expected),
-        "{scenario}: after a read"
-    );
+    still_pending("after a read");
     assert!(
         same_set(&thread_mask(), &mask),
         "{scenario}: mask after a read"
@@ -1004,11 +1013,7 @@ fn child_process_pending_sigbus() {
         Err(CopyError::Copy { not_copied: 56 }),
         "{scenario}"
     );
-    assert_eq!(
-        PendingQueues::read(),
-        Some(expected),
-        "{scenario}: after a fault"
-    );
+    still_pending("after a fault");
     assert!(
         same_set(&thread_mask(), &mask),
         "{scenario}: mask after a fault"
@@ -1026,11 +1031,7 @@ fn child_process_pending_sigbus() {
         Err(CopyError::Copy { not_copied: 64 }),
         "{scenario}"
     );
-    assert_eq!(
-        PendingQueues::read(),
-        Some(expected),
-        "{scenario}: after writes"
-    );
+    still_pending("after writes");
     assert!(
         same_set(&thread_mask(), &mask),
         "{scenario}: mask after writes"
@@ -1083,6 +1084,14 @@ fn assert_pending_sigbus_survives(scenario: &str) {
         output.status,
         output.stdout
     );
+    // Natively, /proc shows the queues, and they are checked.
+    if std::env::var_os(RUNNER).is_none() {
+        assert!(
+            !output.stdout.contains("note: /proc does not show"),
+            "{scenario}: {}",
+            output.stdout
+        );
+    }
 }
 
 #[test]
