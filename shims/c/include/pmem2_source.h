@@ -181,7 +181,11 @@ int pmem2_source_pwrite_mcsafe(struct pmem2_source *src, void *buf, size_t size,
  * until the thread's next failing call; the pointer stays valid for the life of the thread,
  * and a pointer kept from an earlier call shows the thread's later failures too. The
  * thread's first call allocates its 1 KiB text buffer (freed when the thread exits); if that
- * allocation fails, the answer is a fixed message saying so, and the next call tries again. */
+ * allocation fails, the answer is a fixed message saying so, and the next call tries again.
+ * Calls from pthread key destructors work: the buffer lasts through the first round of key
+ * destructors in which the library's own runs, and is freed in the next; a call after that
+ * returns a fixed message saying the text was freed (the pointer returned earlier is then no
+ * longer valid). Once a thread has asked, the library stays loaded (dlclose leaves it). */
 const char *pmem2_errormsg(void);
 
 /* Prints "<format, printf-style>: <pmem2_errormsg()>\n" to stderr. */
@@ -194,6 +198,8 @@ void pmem2_perror(const char *format, ...)
 /*
  * pmem2-source extension: allocate sources with malloc_func and free them with free_func
  * instead of malloc and free. malloc_func must return memory aligned like malloc's, or NULL.
+ * A block not aligned for a source is passed back to free_func at once, and the creation
+ * fails with -ENOMEM, its message naming the address returned and the alignment needed.
  * Only once, before the first source is allocated: afterwards (or on a second call) it
  * returns -EBUSY and changes nothing, so every source is freed by the allocator that made
  * it. Returns 0, or -EINVAL if either function is NULL (nothing changes).

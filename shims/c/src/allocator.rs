@@ -43,21 +43,42 @@ pub(crate) fn install(funcs: AllocFuncs) -> bool {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct CAlloc;
 
+/// Why [`CAlloc::try_allocate`] has no memory for a source.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AllocFailure {
+    /// The malloc function returned NULL.
+    OutOfMemory,
+    /// The malloc function returned `address`, which is not aligned for a source (only a
+    /// caller's function can: malloc's memory is aligned for any type). It was passed back
+    /// to the matching free function.
+    Misaligned { address: usize },
+}
+
+impl CAlloc {
+    /// Memory for one source (uninitialised) from the fixed malloc-like function, or why
+    /// there is none.
+    pub(crate) fn try_allocate(self) -> Result<NonNull<Source>, AllocFailure> {
+        let funcs = funcs();
+        // SAFETY: calling malloc (or a function documented to behave like it) with a size.
+        let raw = unsafe { (funcs.malloc)(size_of::<Source>()) };
+        let ptr = NonNull::new(raw.cast::<Source>()).ok_or(AllocFailure::OutOfMemory)?;
+        if ptr.as_ptr().is_aligned() {
+            return Ok(ptr);
+        }
+        // SAFETY: `raw` came from this pair's malloc and is not used after this.
+        unsafe { (funcs.free)(raw) };
+        Err(AllocFailure::Misaligned {
+            address: raw as usize,
+        })
+    }
+}
+
 // SAFETY: memory comes from the fixed malloc-like function and goes back to the matching free
 // (the pair never changes once fixed). A pointer not aligned for Source is returned to free
 // and reported as a failed allocation, so only aligned memory is handed out.
 unsafe impl SourceAlloc for CAlloc {
     fn allocate(&self) -> Option<NonNull<Source>> {
-        let funcs = funcs();
-        // SAFETY: calling malloc (or a function documented to behave like it) with a size.
-        let raw = unsafe { (funcs.malloc)(size_of::<Source>()) };
-        let ptr = NonNull::new(raw.cast::<Source>())?;
-        if ptr.as_ptr().is_aligned() {
-            return Some(ptr);
-        }
-        // SAFETY: `raw` came from this pair's malloc and is not used after this.
-        unsafe { (funcs.free)(raw) };
-        None
+        self.try_allocate().ok()
     }
 
     unsafe fn deallocate(&self, ptr: NonNull<Source>) {

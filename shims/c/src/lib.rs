@@ -37,7 +37,7 @@ use pmem2_source::sys::Linux;
 use pmem2_source::{Errno, Error, IoDirection, Source, SourceBox, SourceKind, codes};
 use pmem2_source_std::StdSyscalls;
 
-use crate::allocator::{AllocFuncs, CAlloc};
+use crate::allocator::{AllocFailure, AllocFuncs, CAlloc};
 
 /// Why a C-ABI call failed: the core's errors, plus the boundary's own.
 enum Failure {
@@ -65,6 +65,11 @@ enum Failure {
         value: u64,
     },
     AllocatorFixed,
+    /// The malloc function registered with `pmem2_source_set_funcs` returned `address`, not
+    /// aligned for a source; the block went back to the registered free function.
+    MisalignedAllocation {
+        address: usize,
+    },
     Panicked {
         function: &'static str,
     },
@@ -79,6 +84,9 @@ impl Failure {
             | Failure::BufferTooLarge { .. } => -Errno::EINVAL.raw(),
             Failure::DoesNotFit { .. } => -Errno::EOVERFLOW.raw(),
             Failure::AllocatorFixed => -Errno::EBUSY.raw(),
+            // Memory that cannot be used is no memory: what libpmem2's callers handle for an
+            // allocation that fails.
+            Failure::MisalignedAllocation { .. } => -Errno::ENOMEM.raw(),
             Failure::Panicked { .. } => codes::PMEM2_E_UNKNOWN,
         }
     }
@@ -108,6 +116,15 @@ impl fmt::Display for Failure {
             Failure::AllocatorFixed => f.write_str(
                 "pmem2_source_set_funcs: the allocator is already fixed (functions were set \
                  before, or a source was already allocated); nothing changed",
+            ),
+            Failure::MisalignedAllocation { address } => write!(
+                f,
+                "cannot allocate a pmem2_source: the malloc function set with \
+                 pmem2_source_set_funcs returned {address:#x} for {} bytes, which is not \
+                 aligned to {} bytes as a pmem2_source must be (the block was passed back to \
+                 the free function)",
+                size_of::<Source>(),
+                align_of::<Source>()
             ),
             Failure::Panicked { function } => {
                 write!(f, "{function}: internal error (panic); please report it")
@@ -294,14 +311,22 @@ unsafe fn create(
             Ok(source) => source,
             Err(ref err) => return fail_core(err),
         };
-        match SourceBox::new_in(source, CAlloc) {
-            Ok(boxed) => {
-                let (ptr, CAlloc) = boxed.into_raw();
-                *slot = ptr.as_ptr();
-                0
+        // What `SourceBox::new_in(source, CAlloc)` and `into_raw` do, with the reason an
+        // allocation failed kept for the message.
+        let ptr = match CAlloc.try_allocate() {
+            Ok(ptr) => ptr,
+            Err(AllocFailure::OutOfMemory) => return fail_core(&pmem2_source::Error::NoMemory),
+            Err(AllocFailure::Misaligned { address }) => {
+                return fail(Failure::MisalignedAllocation { address });
             }
-            Err(ref err) => fail_core(err),
-        }
+        };
+        // SAFETY: `try_allocate` returned memory valid and aligned for one Source that nothing
+        // else uses (as `SourceAlloc::allocate` does); writing does not read the uninitialised
+        // contents. `pmem2_source_delete` frees it with `SourceBox::from_raw_in(ptr, CAlloc)`,
+        // whose contract admits a pointer from the allocator with a Source written to it.
+        unsafe { ptr.as_ptr().write(source) };
+        *slot = ptr.as_ptr();
+        0
     }));
     made.unwrap_or_else(|_| fail(Failure::Panicked { function }))
 }
@@ -555,8 +580,8 @@ pub unsafe extern "C" fn pmem2_source_delete(src: *mut *mut Source) -> c_int {
             return Ok(());
         };
         if let Some(ptr) = NonNull::new(*slot) {
-            // SAFETY: a live source from this library was allocated by CAlloc (into_raw in
-            // `create`), and the caller gives up its pointer here.
+            // SAFETY: a live source from this library was allocated by CAlloc, with a Source
+            // written to it (`create`), and the caller gives up its pointer here.
             drop(unsafe { SourceBox::from_raw_in(ptr, CAlloc) });
         }
         *slot = null_mut();

@@ -16,11 +16,42 @@
 //! the thread pointer rather than a `__tls_get_addr`-style lookup: about 2 ns of a failing
 //! `pmem2_source_from_fd`, 1.08× → 1.06× the bare `fcntl` (README, Benchmarks). With the
 //! 1 KiB text inside, the block did not fit and every access took the slow path.
+//!
+//! # Thread exit
+//!
+//! The thread-local has no destructor (it needs no drop: a kept failure owns no memory), so
+//! it is usable until the thread is gone, and reaching it involves no check of a
+//! destructor's registration. The buffer is freed by the destructor of a pthread key
+//! instead. glibc runs a thread's thread-local destructors (`__call_tls_dtors`, which Rust's
+//! use) first, then its pthread key destructors, in rounds while destructors set keys again
+//! (at most `PTHREAD_DESTRUCTOR_ITERATIONS`, 4), each round in the keys' order. A program's
+//! key destructor may call the library. With a Rust thread-local destructor, a thread that
+//! failed there after using the library found its message freed (`pmem2_errormsg()` gave
+//! ""), and a thread whose first call was there registered a destructor that never ran (its
+//! buffer and glibc's record of the destructor were lost).
+//!
+//! Our key's destructor keeps the buffer through the first round it runs in (it sets the
+//! key again), so every key destructor of that round, whichever its key's place, sees the
+//! thread's messages; it frees the buffer the next time it runs. A `pmem2_errormsg()` after
+//! that (from a destructor of a later round, one that set its key again) gets a fixed message
+//! saying the text was freed, rather than a new buffer nothing might free. A thread whose
+//! first `pmem2_errormsg()` comes in the third round or later (destructors set keys again
+//! twice before) may still lose its buffer: there may be no round left to free it in.
+//!
+//! Two consequences of the key. Its destructor must still be mapped when any thread that
+//! set it exits, so the shared library makes itself `RTLD_NODELETE` when it creates the key
+//! (a Rust thread-local destructor kept it loaded the same way); `dlclose` then leaves it
+//! loaded. And the thread that calls `exit` (usually the main thread) runs no key destructors,
+//! so the library's own destructor (`.fini_array`) frees that thread's buffer; a later
+//! `pmem2_errormsg()` on it gets the fixed message. (On Windows the buffer is freed by a Rust
+//! thread-local destructor, run from the TLS callbacks; there are no key destructors after
+//! them.)
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char};
 use std::fmt::{self, Write};
-use std::mem;
+use std::mem::{self, ManuallyDrop};
+use std::ptr::NonNull;
 
 use pmem2_source::sysfs::SysfsText;
 use pmem2_source::{DeviceNumber, Errno, Error};
@@ -37,14 +68,46 @@ type Text = [u8; CAPACITY];
 /// failure stays kept, for a later call to write.
 const NO_MEMORY: &CStr = c"pmem2_errormsg: out of memory for the message text";
 
+/// What `pmem2_errormsg()` returns when no pthread key can be created to free the thread's
+/// text buffer when the thread exits (the process has used up `PTHREAD_KEYS_MAX`). The
+/// failure stays kept.
+#[cfg(not(windows))]
+const NO_KEY: &CStr =
+    c"pmem2_errormsg: no pthread key left to free the message text at thread exit";
+
+/// What `pmem2_errormsg()` returns once the thread's exit has freed its text buffer (asked
+/// from a pthread key destructor of a later round than the one that kept it).
+const TEXT_FREED: &CStr = c"pmem2_errormsg: this thread is exiting and its message text was \
+    freed (the failure's code was returned)";
+
+/// In which of its runs the key destructor frees the thread's text buffer (see the module
+/// documentation): the second, so the first round it runs in keeps it.
+const RELEASE_RUN: u8 = 2;
+
 /// One thread's message.
 struct LastMessage {
     /// The last failure, when its text is not in `text` yet (only while `text` is `None`).
     unwritten: Unwritten,
-    /// The text, once `pmem2_errormsg()` has handed out its address on this thread. Boxed so
-    /// the address stays put, and so the 1 KiB stays out of the thread-local block.
-    text: Option<Box<Text>>,
+    /// The text, once `pmem2_errormsg()` has handed out its address on this thread: a leaked
+    /// `Box<Text>`, so the address stays put and the 1 KiB stays out of the thread-local
+    /// block; the thread's value of [`text_key`], whose destructor ([`release_text`]) frees it
+    /// as the thread exits.
+    text: Option<NonNull<Text>>,
+    /// How many times [`release_text`] has run on this thread (it runs only as it exits).
+    releases: u8,
 }
+
+/// The thread-local's type: it must need no drop, because a thread-local with a destructor is
+/// no longer usable once that destructor ran, and, first used in a pthread key destructor,
+/// registers one that never runs. Never dropping a `LastMessage` loses nothing: the text
+/// buffer is freed by [`release_text`], and a kept failure owns no memory (numbers, static
+/// strings, and the core's errors, whose texts are inline).
+type Slot = RefCell<ManuallyDrop<LastMessage>>;
+
+const _: () = assert!(
+    !mem::needs_drop::<Slot>(),
+    "the thread-local must need no drop"
+);
 
 /// A failure whose text is not written yet.
 enum Unwritten {
@@ -142,17 +205,18 @@ fn write_formatted(text: &mut [u8; CAPACITY], message: &dyn fmt::Display) {
 }
 
 thread_local! {
-    static LAST_MESSAGE: RefCell<LastMessage> = const {
-        RefCell::new(LastMessage {
+    static LAST_MESSAGE: Slot = const {
+        RefCell::new(ManuallyDrop::new(LastMessage {
             unwritten: Unwritten::Nothing,
             text: None,
-        })
+            releases: 0,
+        }))
     };
 }
 
-/// Runs `update` on the calling thread's message. During thread teardown, or if formatting a
-/// message somehow re-entered here, it does not run: the old message stays rather than a panic
-/// crossing the C boundary.
+/// Runs `update` on the calling thread's message. If formatting a message somehow re-entered
+/// here, it does not run: the old message stays rather than a panic crossing the C boundary.
+/// (The thread-local has no destructor, so it is there until the thread is gone.)
 fn update(update: impl FnOnce(&mut LastMessage)) {
     let _ = LAST_MESSAGE.try_with(|cell| {
         if let Ok(mut last) = cell.try_borrow_mut() {
@@ -163,8 +227,10 @@ fn update(update: impl FnOnce(&mut LastMessage)) {
 
 /// Makes `failure` the calling thread's last message.
 pub(crate) fn record(failure: Failure) {
-    update(|last| match &mut last.text {
-        Some(text) => write(text, &failure),
+    update(|last| match last.text {
+        // SAFETY: the thread's own live text buffer (see `LastMessage::text`); no other
+        // reference to it exists while the thread-local is borrowed.
+        Some(mut text) => write(unsafe { text.as_mut() }, &failure),
         None => last.unwritten = Unwritten::Other(failure),
     });
 }
@@ -172,8 +238,9 @@ pub(crate) fn record(failure: Failure) {
 /// [`record`] for an error of the core, read where the core put it (see `fail_core`): the
 /// common failures of `from_fd` as a [`Brief`], the others by [`keep_not_brief`].
 pub(crate) fn record_core(err: &Error) {
-    update(|last| match &mut last.text {
-        Some(text) => write_core(text, err),
+    update(|last| match last.text {
+        // SAFETY: as in `record`.
+        Some(mut text) => write_core(unsafe { text.as_mut() }, err),
         None => match Brief::of(err) {
             Some(brief) => last.unwritten = Unwritten::Brief(brief),
             None => keep_not_brief(&mut last.unwritten, err),
@@ -210,13 +277,17 @@ fn as_ptr_with(allocate: fn() -> Option<Box<Text>>) -> *const c_char {
                 return c"".as_ptr();
             };
             let last = &mut *last;
-            let text = match &mut last.text {
+            let mut text = match last.text {
                 Some(text) => text,
-                None => match allocate() {
-                    Some(text) => last.text.insert(text),
-                    None => return NO_MEMORY.as_ptr(),
+                None if last.releases >= RELEASE_RUN => return TEXT_FREED.as_ptr(),
+                None => match new_text_freed_at_exit(allocate) {
+                    Ok(text) => *last.text.insert(text),
+                    Err(message) => return message.as_ptr(),
                 },
             };
+            // SAFETY: the thread's own live text buffer; no other reference to it exists while
+            // the thread-local is borrowed.
+            let text = unsafe { text.as_mut() };
             match mem::replace(&mut last.unwritten, Unwritten::Nothing) {
                 Unwritten::Nothing => {}
                 Unwritten::Brief(brief) => write_core(text, &brief.error()),
@@ -228,6 +299,186 @@ fn as_ptr_with(allocate: fn() -> Option<Box<Text>>) -> *const c_char {
             text.as_ptr().cast::<c_char>()
         })
         .unwrap_or(c"".as_ptr())
+}
+
+/// A new text buffer from `allocate`, arranged to be freed when the thread exits; or the
+/// fixed message saying why there is none.
+fn new_text_freed_at_exit(
+    allocate: fn() -> Option<Box<Text>>,
+) -> Result<NonNull<Text>, &'static CStr> {
+    let text = NonNull::from(Box::leak(allocate().ok_or(NO_MEMORY)?));
+    match at_exit::free_at_exit(text) {
+        Ok(()) => Ok(text),
+        Err(message) => {
+            // SAFETY: `text` was leaked from a Box just above and is referenced nowhere else.
+            drop(unsafe { Box::from_raw(text.as_ptr()) });
+            Err(message)
+        }
+    }
+}
+
+/// Takes the calling thread's text buffer out of its thread-local, to free, as the thread
+/// exits; `None` if it has none or if `release` says to keep it for now. From then on, its
+/// `pmem2_errormsg()` gets [`TEXT_FREED`].
+fn take_text_at_exit(release: impl FnOnce(&mut LastMessage) -> bool) -> Option<NonNull<Text>> {
+    LAST_MESSAGE
+        .try_with(|cell| {
+            // Cannot fail: no code of ours is running on this thread while a destructor
+            // runs. If it did, the buffer is left rather than freed while in use.
+            let mut last = cell.try_borrow_mut().ok()?;
+            last.text?;
+            if !release(&mut last) {
+                return None;
+            }
+            last.releases = RELEASE_RUN;
+            last.text.take()
+        })
+        .ok()
+        .flatten()
+}
+
+/// Frees a text buffer [`take_text_at_exit`] took.
+fn free_text(text: NonNull<Text>) {
+    // SAFETY: the buffer was leaked from a Box by `new_text_freed_at_exit`; the thread-local
+    // no longer holds it, and the pointer handed out by pmem2_errormsg is valid only while
+    // the thread lives.
+    drop(unsafe { Box::from_raw(text.as_ptr()) });
+}
+
+/// Freeing the text buffer as the thread exits, with a pthread key (see the module
+/// documentation).
+#[cfg(not(windows))]
+mod at_exit {
+    use std::ffi::{CStr, c_void};
+    use std::mem;
+    use std::ptr::{self, NonNull};
+    use std::sync::OnceLock;
+
+    use super::{NO_KEY, NO_MEMORY, RELEASE_RUN, Text};
+
+    /// Makes `text` the thread's value of [`text_key`], whose destructor frees it.
+    pub(super) fn free_at_exit(text: NonNull<Text>) -> Result<(), &'static CStr> {
+        let key = text_key().ok_or(NO_KEY)?;
+        // SAFETY: `key` is a live key; the value is only ever passed back to `release_text`.
+        if unsafe { libc::pthread_setspecific(key, text.as_ptr().cast()) } == 0 {
+            Ok(())
+        } else {
+            // pthread_setspecific fails only for want of memory for its own table.
+            Err(NO_MEMORY)
+        }
+    }
+
+    /// The process's pthread key whose destructor frees a thread's text buffer; `None` if it
+    /// cannot be created.
+    fn text_key() -> Option<libc::pthread_key_t> {
+        static KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+        *KEY.get_or_init(|| {
+            stay_loaded();
+            let mut key: libc::pthread_key_t = 0;
+            // SAFETY: creates a key with a destructor that accepts any value we set.
+            let created = unsafe { libc::pthread_key_create(&mut key, Some(release_text)) };
+            (created == 0).then_some(key)
+        })
+    }
+
+    /// Keeps this shared library loaded for good (`RTLD_NODELETE`): glibc calls a key's
+    /// destructor as each thread that set it exits, and `release_text` must still be mapped
+    /// then, even if the program `dlclose`s the library first. (A Rust thread-local destructor
+    /// pins its library by itself; a key's does not.) Statically linked, the program's own
+    /// file is found, and nothing changes.
+    fn stay_loaded() {
+        let mut info = mem::MaybeUninit::<libc::Dl_info>::zeroed();
+        let ours = release_text as unsafe extern "C" fn(*mut c_void);
+        // SAFETY: dladdr only writes `info`, and only reads the address.
+        let found = unsafe { libc::dladdr(ours as *const c_void, info.as_mut_ptr()) };
+        if found == 0 {
+            return;
+        }
+        // SAFETY: dladdr succeeded, so it filled `info`.
+        let file = unsafe { info.assume_init() }.dli_fname;
+        if file.is_null() {
+            return;
+        }
+        let flags = libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE;
+        // SAFETY: `file` is the NUL-terminated name of our loaded object; RTLD_NOLOAD only
+        // looks it up (it is loaded: this code runs from it), adding RTLD_NODELETE to it.
+        let handle = unsafe { libc::dlopen(file, flags) };
+        if !handle.is_null() {
+            // SAFETY: drops the reference dlopen just took; the library stays (RTLD_NODELETE).
+            unsafe { libc::dlclose(handle) };
+        }
+    }
+
+    /// [`text_key`]'s destructor, run by glibc as the thread exits, with the thread's text
+    /// buffer: the first time, it sets the key again, keeping the buffer through this round
+    /// of key destructors; the next time, it frees it (see the module documentation).
+    unsafe extern "C" fn release_text(value: *mut c_void) {
+        let text = super::take_text_at_exit(|last| {
+            if last.text.is_none_or(|text| text.as_ptr().cast() != value) {
+                return false; // never: the key's value is always the thread's buffer
+            }
+            last.releases = last.releases.saturating_add(1);
+            let keep = last.releases < RELEASE_RUN
+                && text_key().is_some_and(|key| {
+                    // SAFETY: sets the key again to the same buffer, as a destructor may.
+                    unsafe { libc::pthread_setspecific(key, value) == 0 }
+                });
+            !keep
+        });
+        if let Some(text) = text {
+            super::free_text(text);
+        }
+    }
+
+    /// Frees the text buffer of the thread that runs the library's destructors: at `exit`,
+    /// the thread calling it (usually the main thread), whose key destructors never run. The
+    /// program's `atexit` handlers and C++ static destructors have run by then; a later
+    /// `pmem2_errormsg()` on this thread gets the fixed message.
+    extern "C" fn release_at_exit() {
+        if let Some(text) = super::take_text_at_exit(|_| true) {
+            if let Some(key) = text_key() {
+                // SAFETY: clears the thread's value of our key, so its destructor does not
+                // see the buffer freed here.
+                unsafe { libc::pthread_setspecific(key, ptr::null()) };
+            }
+            super::free_text(text);
+        }
+    }
+
+    /// [`release_at_exit`] among the library's destructors.
+    #[used]
+    #[unsafe(link_section = ".fini_array")]
+    static RELEASE_AT_EXIT: extern "C" fn() = release_at_exit;
+}
+
+/// Freeing the text buffer as the thread exits, with a thread-local destructor (Windows runs
+/// them from its TLS callbacks, with no pthread keys to come after).
+#[cfg(windows)]
+mod at_exit {
+    use std::ffi::CStr;
+    use std::ptr::NonNull;
+
+    use super::Text;
+
+    /// Frees the thread's text buffer when dropped, as the thread exits.
+    struct Owner;
+
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            if let Some(text) = super::take_text_at_exit(|_| true) {
+                super::free_text(text);
+            }
+        }
+    }
+
+    thread_local! {
+        static OWNER: Owner = const { Owner };
+    }
+
+    /// Registers [`Owner`]'s destructor on this thread (its first use does).
+    pub(super) fn free_at_exit(_text: NonNull<Text>) -> Result<(), &'static CStr> {
+        OWNER.try_with(|_| ()).map_err(|_| super::TEXT_FREED)
+    }
 }
 
 /// An empty text buffer, or `None` when the allocator refuses (never an abort: a C caller

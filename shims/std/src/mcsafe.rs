@@ -36,18 +36,48 @@
 //! * To the Rust caller the routine is an opaque foreign call that may have written any byte of
 //!   the destination, which it may: every byte pattern is a valid `u8`.
 //! * The handler is async-signal-safe: it reads atomics and an immutable, never-freed snapshot
-//!   of the previous disposition, calls `sigaction`/`raise` (async-signal-safe) and the previous
+//!   of the disposition its entry point forwards to, calls `sigaction`/`raise` (async-signal-safe) and the previous
 //!   handler; it neither allocates nor locks.
 //!
 //! # Installation
 //!
 //! A process-wide count under a [`Mutex`]: the first copy in flight installs the handler
 //! (saving the previous `sigaction` exactly), the last one to finish puts the saved one back,
-//! so no handler of ours is left installed when no copy runs. The handler's view of the
-//! previous disposition is a leaked snapshot published before the handler is installed; a
-//! snapshot is never changed or freed, so a late `SIGBUS` still being delivered to our handler
-//! after it was uninstalled reads valid data. One snapshot exists per distinct previous
-//! disposition ever seen, so the leak is bounded.
+//! so no handler of ours is left installed when no copy runs (but see below). The handler's
+//! view of the previous disposition is a leaked snapshot published before the handler is
+//! installed; a snapshot is never changed or freed, so a late `SIGBUS` still being delivered
+//! to our handler after it was uninstalled reads valid data. One snapshot exists per distinct
+//! previous disposition ever seen, so the leak is bounded.
+//!
+//! Other code in the process may use `SIGBUS` the same way (libpmem2's own `pread_mcsafe`
+//! does): save the disposition, install its handler, later put back what it saved. If it
+//! saves while one of our copies runs, what it saves, and may put back at any later time, is
+//! our handler. So the rule is that the disposition a copy saves, forwards to and restores is
+//! never our own handler, and each installed instance of our handler says what it stands
+//! for: the handler has [`ENTRIES`] entry points, identical but for the slot of `PREVIOUS`
+//! each forwards to, and an entry installed over a disposition forwards to that one. An entry
+//! is installed again for the same disposition, and otherwise the least recently installed
+//! entry is reused. Then:
+//!
+//! * If the first copy finds an instance of ours installed (someone saved it during an
+//!   earlier copy and put it back after that copy ended), it takes it for the disposition
+//!   that instance forwards to: that is what the copy saves, forwards to and restores.
+//! * When the last copy ends and finds an instance of ours, it puts back what that instance
+//!   stands for: the saved disposition if it is the copy's own instance, or what an older
+//!   instance was installed over, if someone who had replaced ours has put it back meanwhile.
+//! * When the last copy ends and finds someone else's handler (ours was replaced during the
+//!   copy), that stands.
+//!
+//! So when no copy runs, the process is in one of three states: (1) the program's own
+//! disposition is installed (the usual case); (2) someone replaced our handler during a copy
+//! and has not put back what they saved: their handler is installed, as it would be without
+//! us; (3) they have put back what they saved, an instance of our handler: it passes every
+//! `SIGBUS` on to the disposition it was installed over (the program's, as in the first
+//! state), exactly as below, and only a `sigaction` query sees our handler instead of the
+//! program's. The third state lasts until the next copy ends, which puts the program's
+//! disposition back. It is exact as long as at most [`ENTRIES`] distinct dispositions were
+//! ever under our handler; beyond that an instance put back long after it was saved may have
+//! had its entry reused for a newer disposition, and stands for that one.
 //!
 //! Our handler runs with the previous action's signal mask and `SA_NODEFER`, plus
 //! `SA_SIGINFO | SA_ONSTACK`. A forwarded signal goes to the previous handler with the same
@@ -59,6 +89,32 @@
 //! During a copy `SIGBUS` is also unblocked in the calling thread: the kernel does not deliver
 //! a fault to a handler while `SIGBUS` is blocked but kills the process instead.
 //!
+//! # Pending signals
+//!
+//! A thread that blocks `SIGBUS` (as every thread of a program that collects its signals
+//! through `signalfd` or `sigwaitinfo` does) may have a `SIGBUS` pending when a copy starts,
+//! on its own queue (`raise`, `pthread_kill`) or the process's (`kill`). Unblocking would
+//! deliver it there and then, to our handler, which passes it on to the disposition (at
+//! `SIG_DFL`, the process dies). Leaving `SIGBUS` blocked is no way out: a fault while it is
+//! blocked kills the process whether or not one is pending (the kernel does not queue the
+//! fault behind the pending one; it resets the disposition to `SIG_DFL`, unblocks `SIGBUS`,
+//! and the pending signal kills). So a copy first takes the pending `SIGBUS`es off their
+//! queues (`rt_sigtimedwait`, not waiting: a non-real-time signal is queued at most once on
+//! the thread's queue and once on the process's; which queue a lone one is on is read from
+//! `/proc/thread-self/status`), runs with `SIGBUS` unblocked as any other (a fault in it is
+//! an error, not death), blocks `SIGBUS` again and queues each again on the queue it came
+//! from with the `siginfo_t` it had (`rt_tgsigqueueinfo`, `rt_sigqueueinfo`). Afterwards the
+//! same signals are pending, and the mask is as before. The differences from not copying:
+//!
+//! * While the copy runs, those signals are not pending: another thread's `sigpending`,
+//!   `sigwaitinfo` or `signalfd` read in that time does not see them.
+//! * The kernel lets only a process's main thread queue a `siginfo_t` of `kill` or of its
+//!   own (`si_code` ≥ 0) on the process: a copy in another thread sends such a signal again
+//!   with `kill`, so its `si_pid` and `si_uid` become this process's.
+//! * Without `/proc`, a lone pending `SIGBUS`'s queue is guessed from its `si_code`: the
+//!   thread's for `SI_TKILL` and the kernel's codes, else the process's (so one sent with
+//!   `pthread_sigqueue` comes back on the process's queue).
+//!
 //! The cache write-back after a write is inside the protected range too: a write-back
 //! instruction faults like a load on a page that has gone away meanwhile.
 //!
@@ -66,7 +122,11 @@
 //!
 //! * While a copy runs, the `SIGBUS` disposition must not be changed by anyone else: a fault
 //!   in the copy would reach their handler. (A change is noticed when the last copy ends,
-//!   and left in place.)
+//!   and left in place; an instance of ours put back later is dealt with as described under
+//!   "Installation".)
+//! * A `SIGBUS` sent to the process while a copy runs in a thread that blocks it can be
+//!   delivered to that thread, which has it unblocked for the copy, and is passed on to the
+//!   disposition like any foreign `SIGBUS` (it is not left pending).
 //! * A forwarded one-shot (`SA_RESETHAND`) handler resets `SIGBUS` to `SIG_DFL` for the whole
 //!   process, so a copy still running in another thread is no longer protected.
 //! * The copies are not async-signal-safe (they take a mutex) and must not be called from a
@@ -586,18 +646,53 @@ fn detect_flush_kind() -> usize {
 /// The `SIGBUS` handler's signature (`SA_SIGINFO`).
 type SigactionFn = extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void);
 
-/// The address of [`on_sigbus`] as `sa_sigaction` holds it.
-fn our_handler() -> libc::sighandler_t {
-    on_sigbus as SigactionFn as libc::sighandler_t
+/// How many entry points our handler has (see "Installation" in the module documentation).
+const ENTRIES: usize = 4;
+
+/// An entry point of our handler: [`on_sigbus`] for entry `$entry`.
+macro_rules! entry {
+    ($entry:literal) => {{
+        extern "C" fn entry(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+            on_sigbus($entry, signal, info, context);
+        }
+        entry as SigactionFn
+    }};
+}
+
+/// Our handler's entry points: the same handler, told which entry the kernel called, so each
+/// installed instance of our handler forwards to the disposition in its own [`PREVIOUS`] slot.
+/// (The functions differ in the constant they pass, so no linker folds them into one.)
+static ENTRY_POINTS: [SigactionFn; ENTRIES] = [entry!(0), entry!(1), entry!(2), entry!(3)];
+
+/// The address of entry `entry` as `sa_sigaction` holds it.
+fn entry_handler(entry: usize) -> libc::sighandler_t {
+    ENTRY_POINTS[entry] as libc::sighandler_t
+}
+
+/// Which of our entry points `handler` is, if any.
+fn entry_of(handler: libc::sighandler_t) -> Option<usize> {
+    (0..ENTRIES).find(|&entry| entry_handler(entry) == handler)
+}
+
+/// Whether `handler` is one of our entry points.
+fn is_ours(handler: libc::sighandler_t) -> bool {
+    entry_of(handler).is_some()
 }
 
 /// The process-wide installation state.
 struct Installation {
     /// Copies in flight.
     active: usize,
-    /// The disposition our handler replaced (exactly as `sigaction` returned it), put back
-    /// when `active` drops to 0.
+    /// The disposition our handler replaced (exactly as `sigaction` returned it, or what the
+    /// instance of ours that it replaced stood for), put back when `active` drops to 0.
     saved: Option<libc::sigaction>,
+    /// The entry point installed for the copies in flight.
+    entry: usize,
+    /// When each entry point was last installed (a count of installations), to reuse the
+    /// least recently installed one.
+    installed_at: [u64; ENTRIES],
+    /// Installations so far.
+    installations: u64,
     /// Every snapshot published so far (never freed; one per distinct disposition).
     snapshots: Vec<&'static libc::sigaction>,
 }
@@ -605,13 +700,38 @@ struct Installation {
 static INSTALLATION: Mutex<Installation> = Mutex::new(Installation {
     active: 0,
     saved: None,
+    entry: 0,
+    installed_at: [0; ENTRIES],
+    installations: 0,
     snapshots: Vec::new(),
 });
 
-/// What our handler passes foreign `SIGBUS`es on to: a leaked, immutable snapshot of the
-/// disposition our handler replaced, published before the handler is installed. Null until
-/// the first installation.
-static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(ptr::null_mut());
+/// What each entry point passes foreign `SIGBUS`es on to: a leaked, immutable snapshot of the
+/// disposition that entry was last installed over, published before the entry is installed.
+/// Null until the entry's first installation. Never one of our own entry points.
+static PREVIOUS: [AtomicPtr<libc::sigaction>; ENTRIES] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; ENTRIES];
+
+/// The disposition entry `entry` forwards to (`SIG_DFL` if it was never installed).
+fn forwarded_by(entry: usize) -> libc::sigaction {
+    let snapshot = PREVIOUS[entry].load(Ordering::Acquire);
+    if snapshot.is_null() {
+        empty_action()
+    } else {
+        // SAFETY: published snapshots are leaked and never written after publication; the
+        // Acquire load pairs with the Release store that published this one.
+        unsafe { *snapshot }
+    }
+}
+
+/// What the disposition `action` amounts to: itself, or, if it is an instance of our handler,
+/// the disposition that instance forwards to. Never one of our entry points.
+fn underneath(action: &libc::sigaction) -> libc::sigaction {
+    match entry_of(action.sa_sigaction) {
+        Some(entry) => forwarded_by(entry),
+        None => *action,
+    }
+}
 
 /// Keeps our handler installed while it lives: one copy in flight.
 struct Armed(());
@@ -621,19 +741,26 @@ impl Armed {
         let mut state = INSTALLATION.lock().unwrap_or_else(PoisonError::into_inner);
         if state.active == 0 {
             let current = query().ok_or(CopyError::NoHandler)?;
-            publish(&mut state, &current);
-            let ours = our_action(&current);
+            // If an instance of ours is installed while no copy runs, someone who saved it
+            // during a copy has put it back: it stands for what it was installed over, which
+            // is what this installation replaces (never our own handler).
+            let mut previous = underneath(&current);
+            let entry = state.entry_for(&previous);
+            let ours = our_action(entry, &previous);
             let mut replaced = empty_action();
             // SAFETY: installs a valid action for SIGBUS; the handler is sound at any time
-            // (see the module documentation) and PREVIOUS was published above.
+            // (see the module documentation) and its PREVIOUS slot was published above.
             if unsafe { libc::sigaction(libc::SIGBUS, &ours, &mut replaced) } != 0 {
                 return Err(CopyError::NoHandler);
             }
-            if !same_action(&replaced, &current) {
+            let replaced = underneath(&replaced);
+            if !same_action(&replaced, &previous) {
                 // Someone changed SIGBUS between the query and ours: pass theirs on.
-                publish(&mut state, &replaced);
+                state.publish(entry, &replaced);
+                previous = replaced;
             }
-            state.saved = Some(replaced);
+            state.saved = Some(previous);
+            state.entry = entry;
         }
         state.active += 1;
         Ok(Armed(()))
@@ -650,13 +777,64 @@ impl Drop for Armed {
         let Some(saved) = state.saved.take() else {
             return;
         };
-        // Put the saved action back unless ours is gone: then someone replaced it meanwhile
-        // (or a forwarded one-shot or fatal SIGBUS reset it to SIG_DFL), and that newer
-        // choice stands.
-        if query().is_none_or(|current| current.sa_sigaction == our_handler()) {
-            // SAFETY: restores the action sigaction returned when ours was installed.
-            let _ = unsafe { libc::sigaction(libc::SIGBUS, &saved, ptr::null_mut()) };
+        // Put back what the instance of ours that is installed stands for: the saved action
+        // if it is the one installed for these copies, or, if someone replaced ours during
+        // the copies and has put back an instance of ours they saved earlier, what that one
+        // was installed over. If no instance of ours is installed, someone replaced it
+        // meanwhile (or a forwarded one-shot or fatal SIGBUS reset it to SIG_DFL), and that
+        // newer choice stands.
+        let restore = match query() {
+            None => Some(saved),
+            Some(current) => match entry_of(current.sa_sigaction) {
+                Some(entry) if entry == state.entry => Some(saved),
+                Some(entry) => Some(forwarded_by(entry)),
+                None => None,
+            },
+        };
+        if let Some(restore) = restore {
+            // SAFETY: restores an action sigaction returned when one of ours was installed.
+            let _ = unsafe { libc::sigaction(libc::SIGBUS, &restore, ptr::null_mut()) };
         }
+    }
+}
+
+impl Installation {
+    /// The entry point to install over `previous`, its PREVIOUS slot published: the one
+    /// already forwarding to the same disposition if any (so an instance of it that someone
+    /// saved still stands for the same thing), else an unused one, else the least recently
+    /// installed.
+    fn entry_for(&mut self, previous: &libc::sigaction) -> usize {
+        let same = (0..ENTRIES).find(|&entry| {
+            let snapshot = PREVIOUS[entry].load(Ordering::Acquire);
+            // SAFETY: as in `forwarded_by`.
+            !snapshot.is_null() && same_action(unsafe { &*snapshot }, previous)
+        });
+        let entry = same.unwrap_or_else(|| {
+            (0..ENTRIES)
+                .min_by_key(|&entry| self.installed_at[entry])
+                .unwrap_or(0)
+        });
+        self.installations += 1;
+        self.installed_at[entry] = self.installations;
+        if same.is_none() {
+            self.publish(entry, previous);
+        }
+        entry
+    }
+
+    /// Makes `action` the disposition entry `entry` forwards to, reusing an earlier snapshot
+    /// of the same disposition.
+    fn publish(&mut self, entry: usize, action: &libc::sigaction) {
+        debug_assert!(!is_ours(action.sa_sigaction), "forwarding to ourselves");
+        let snapshot = match self.snapshots.iter().find(|s| same_action(s, action)) {
+            Some(snapshot) => *snapshot,
+            None => {
+                let snapshot: &'static libc::sigaction = Box::leak(Box::new(*action));
+                self.snapshots.push(snapshot);
+                snapshot
+            }
+        };
+        PREVIOUS[entry].store(ptr::from_ref(snapshot).cast_mut(), Ordering::Release);
     }
 }
 
@@ -664,20 +842,33 @@ impl Drop for Armed {
 /// blocked is not delivered to any handler: the kernel resets the disposition to `SIG_DFL` and
 /// kills the process. Threads that block every signal (a common pattern, leaving signals to
 /// one dedicated thread) would otherwise die of a bad block.
+///
+/// A `SIGBUS` that is pending (blocked) when the copy starts would be delivered the moment it
+/// is unblocked; so it is first taken off its queue, and queued again as it was once `SIGBUS`
+/// is blocked again (see "Pending signals" in the module documentation).
 struct Unblocked {
     /// Whether `SIGBUS` was blocked before, to block it again.
     was_blocked: bool,
+    /// The pending `SIGBUS`es taken off their queues, to queue again.
+    taken: Taken,
 }
 
 impl Unblocked {
     fn new() -> Unblocked {
+        // Only a blocked signal can be pending (sigpending reports the pending signals that
+        // are blocked), so this is empty whenever SIGBUS is not blocked.
+        let taken = if sigbus_pending() {
+            Taken::take()
+        } else {
+            Taken::NONE
+        };
         let set = sigbus_set();
         let mut old = empty_action().sa_mask;
         // SAFETY: changes only this thread's signal mask; `old` receives the previous one.
         let ret = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, &mut old) };
         // SAFETY: sigismember only reads the set.
         let was_blocked = ret == 0 && unsafe { libc::sigismember(&old, libc::SIGBUS) } == 1;
-        Unblocked { was_blocked }
+        Unblocked { was_blocked, taken }
     }
 }
 
@@ -688,6 +879,157 @@ impl Drop for Unblocked {
             // SAFETY: changes only this thread's signal mask.
             let _ = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut()) };
         }
+        self.taken.queue_again();
+    }
+}
+
+/// The `SIGBUS`es that were pending when a copy started: at most one on this thread's own
+/// queue and one on the process's (a non-real-time signal is queued at most once on each),
+/// each with the `siginfo_t` it was sent with.
+struct Taken {
+    thread: Option<libc::siginfo_t>,
+    process: Option<libc::siginfo_t>,
+}
+
+impl Taken {
+    const NONE: Taken = Taken {
+        thread: None,
+        process: None,
+    };
+
+    /// Takes the pending `SIGBUS`es off their queues, noting which queue each came from.
+    fn take() -> Taken {
+        let queues = PendingQueues::read();
+        let Some(first) = take_one() else {
+            // Another thread took it (a signal-handling thread), or it was never there.
+            return Taken::NONE;
+        };
+        if sigbus_pending() {
+            // The kernel takes a thread's own pending signals before the process's: the first
+            // came from this thread's queue, the one still pending is on the process's.
+            return Taken {
+                thread: Some(first),
+                process: take_one(),
+            };
+        }
+        let from_thread = match queues {
+            Some(queues) if queues.thread || queues.process => queues.thread,
+            // Without /proc, guessed from how it was sent: tkill/tgkill (raise, pthread_kill)
+            // and the kernel's own SIGBUSes go to a thread, kill and sigqueue to the process.
+            _ => first.si_code == libc::SI_TKILL || first.si_code > 0,
+        };
+        if from_thread {
+            Taken {
+                thread: Some(first),
+                process: None,
+            }
+        } else {
+            Taken {
+                thread: None,
+                process: Some(first),
+            }
+        }
+    }
+
+    /// Queues the taken signals again, each on the queue it came from with its `siginfo_t`.
+    /// `SIGBUS` must be blocked again in this thread.
+    fn queue_again(&mut self) {
+        // SAFETY: getpid and gettid cannot fail.
+        let pid = unsafe { libc::getpid() };
+        if let Some(info) = self.thread.take() {
+            // SAFETY: gettid cannot fail.
+            let tid = unsafe { libc::gettid() };
+            // SAFETY: queues SIGBUS on this thread with a siginfo_t the kernel produced; a
+            // thread may queue any siginfo_t on itself.
+            let _ = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_tgsigqueueinfo,
+                    pid,
+                    tid,
+                    libc::SIGBUS,
+                    &info as *const libc::siginfo_t,
+                )
+            };
+        }
+        if let Some(info) = self.process.take() {
+            // SAFETY: queues SIGBUS on this process with a siginfo_t the kernel produced.
+            let queued = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigqueueinfo,
+                    pid,
+                    libc::SIGBUS,
+                    &info as *const libc::siginfo_t,
+                )
+            };
+            if queued != 0 {
+                // The kernel lets only the main thread queue a kill's or the kernel's
+                // siginfo_t (si_code >= 0) on its process: sent again as kill sends it, the
+                // same signal on the same queue, from this process.
+                // SAFETY: sends SIGBUS to this process, where it stays pending until a thread
+                // unblocks it, as the original did.
+                let _ = unsafe { libc::kill(pid, libc::SIGBUS) };
+            }
+        }
+    }
+}
+
+/// Whether a `SIGBUS` is pending (and blocked) for this thread, on its own queue or the
+/// process's.
+fn sigbus_pending() -> bool {
+    let mut pending = empty_action().sa_mask;
+    // SAFETY: only writes the pending set into `pending`.
+    let ret = unsafe { libc::sigpending(&mut pending) };
+    // SAFETY: sigismember only reads the set.
+    ret == 0 && unsafe { libc::sigismember(&pending, libc::SIGBUS) } == 1
+}
+
+/// Takes one pending `SIGBUS` off this thread's queue or else the process's, without waiting.
+/// The system call itself, because glibc's `sigtimedwait` reports `SI_TKILL` as `SI_USER`, and
+/// the exact `siginfo_t` is what is queued again.
+fn take_one() -> Option<libc::siginfo_t> {
+    /// The kernel's signal set size (64 signals) that `rt_sigtimedwait` expects.
+    const KERNEL_SIGSET_SIZE: usize = 8;
+    let set = sigbus_set();
+    // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
+    let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
+    let no_wait = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: the set, the siginfo_t and the timeout are valid for the call; the kernel reads
+    // the first 8 bytes of the set (signals 1 to 64) and writes the siginfo_t.
+    let signal = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &set as *const libc::sigset_t,
+            &mut info as *mut libc::siginfo_t,
+            &no_wait as *const libc::timespec,
+            KERNEL_SIGSET_SIZE,
+        )
+    };
+    (signal == libc::c_long::from(libc::SIGBUS)).then_some(info)
+}
+
+/// Whether a `SIGBUS` is pending on this thread's own queue and on its process's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct PendingQueues {
+    thread: bool,
+    process: bool,
+}
+
+impl PendingQueues {
+    /// As `/proc/thread-self/status` says (`SigPnd`, `ShdPnd`); `None` if it cannot be read.
+    fn read() -> Option<PendingQueues> {
+        let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+        let has_sigbus = |field: &str| -> Option<bool> {
+            let line = status.lines().find_map(|line| line.strip_prefix(field))?;
+            let bits = u64::from_str_radix(line.trim(), 16).ok()?;
+            Some(bits & (1 << (libc::SIGBUS - 1)) != 0)
+        };
+        Some(PendingQueues {
+            thread: has_sigbus("SigPnd:")?,
+            process: has_sigbus("ShdPnd:")?,
+        })
     }
 }
 
@@ -699,26 +1041,12 @@ fn sigbus_set() -> libc::sigset_t {
     set
 }
 
-/// Makes `action` the disposition our handler forwards to, reusing an earlier snapshot of
-/// the same disposition.
-fn publish(state: &mut Installation, action: &libc::sigaction) {
-    let snapshot = match state.snapshots.iter().find(|s| same_action(s, action)) {
-        Some(snapshot) => *snapshot,
-        None => {
-            let snapshot: &'static libc::sigaction = Box::leak(Box::new(*action));
-            state.snapshots.push(snapshot);
-            snapshot
-        }
-    };
-    PREVIOUS.store(ptr::from_ref(snapshot).cast_mut(), Ordering::Release);
-}
-
 /// Our handler's action: `SA_SIGINFO | SA_ONSTACK`, and the previous action's signal mask and
 /// `SA_NODEFER`, so a forwarded signal runs its handler with the signals blocked that the
 /// kernel would have blocked.
-fn our_action(previous: &libc::sigaction) -> libc::sigaction {
+fn our_action(entry: usize, previous: &libc::sigaction) -> libc::sigaction {
     let mut ours = empty_action();
-    ours.sa_sigaction = our_handler();
+    ours.sa_sigaction = entry_handler(entry);
     ours.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | (previous.sa_flags & libc::SA_NODEFER);
     ours.sa_mask = previous.sa_mask;
     ours
@@ -769,8 +1097,8 @@ fn synchronous(code: c_int) -> bool {
     recoverable(code) || code == libc::BUS_ADRALN
 }
 
-/// The `SIGBUS` handler.
-extern "C" fn on_sigbus(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+/// The `SIGBUS` handler, called through entry point `entry`.
+fn on_sigbus(entry: usize, signal: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
     let code = if info.is_null() {
         0
     } else {
@@ -780,7 +1108,7 @@ extern "C" fn on_sigbus(signal: c_int, info: *mut libc::siginfo_t, context: *mut
     if recoverable(code) && !context.is_null() && redirect_to_fixup(context.cast()) {
         return;
     }
-    forward(signal, info, context, synchronous(code));
+    forward(entry, signal, info, context, synchronous(code));
 }
 
 /// Moves a thread stopped by a fault inside the copy routines to the fixup; false if its
@@ -817,11 +1145,17 @@ fn saved_pc(context: *mut libc::ucontext_t) -> *mut u64 {
     context.cast::<u8>().wrapping_add(offset).cast::<u64>()
 }
 
-/// Passes a `SIGBUS` that is not ours to the disposition our handler replaced, as the kernel
+/// Passes a `SIGBUS` that is not ours to the disposition entry `entry` replaced, as the kernel
 /// would have delivered it.
-fn forward(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_void, synchronous: bool) {
+fn forward(
+    entry: usize,
+    signal: c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut c_void,
+    synchronous: bool,
+) {
     let errno = SavedErrno::save();
-    let previous = PREVIOUS.load(Ordering::Acquire);
+    let previous = PREVIOUS[entry].load(Ordering::Acquire);
     let (handler, flags) = if previous.is_null() {
         (libc::SIG_DFL, 0)
     } else {
@@ -832,7 +1166,7 @@ fn forward(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_void, sync
     };
     if handler == libc::SIG_IGN && !synchronous {
         // The kernel discards an ignored signal that is not a forced fault.
-    } else if handler == libc::SIG_DFL || handler == libc::SIG_IGN || handler == our_handler() {
+    } else if handler == libc::SIG_DFL || handler == libc::SIG_IGN || is_ours(handler) {
         // The default action (a forced fault kills even when ignored): make it the
         // disposition, then let the signal happen again — a fault by retrying the
         // instruction, anything else by raising it (pending until this handler returns,

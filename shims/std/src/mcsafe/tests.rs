@@ -329,7 +329,7 @@ fn a_fault_while_flushing_is_recovered() {
 fn the_handler_is_installed_only_while_copies_run() {
     let _serial = serial();
     let original = current();
-    assert_ne!(original.sa_sigaction, our_handler());
+    assert!(!is_ours(original.sa_sigaction));
     let custom = set_action(
         recording(),
         libc::SA_SIGINFO | libc::SA_RESTART,
@@ -341,7 +341,8 @@ fn the_handler_is_installed_only_while_copies_run() {
     {
         let _armed = Armed::new().expect("install");
         let ours = current();
-        assert_eq!(ours.sa_sigaction, our_handler());
+        assert!(is_ours(ours.sa_sigaction));
+        assert_same(&underneath(&ours), &installed);
         assert_eq!(
             ours.sa_flags & (libc::SA_SIGINFO | libc::SA_ONSTACK),
             libc::SA_SIGINFO | libc::SA_ONSTACK
@@ -351,9 +352,13 @@ fn the_handler_is_installed_only_while_copies_run() {
         assert_eq!(mirrored, 1, "the previous handler's mask is ours");
         {
             let _nested = Armed::new().expect("count");
-            assert_eq!(current().sa_sigaction, our_handler());
+            assert_eq!(current().sa_sigaction, ours.sa_sigaction);
         }
-        assert_eq!(current().sa_sigaction, our_handler(), "still one in flight");
+        assert_eq!(
+            current().sa_sigaction,
+            ours.sa_sigaction,
+            "still one in flight"
+        );
     }
     assert_same(&current(), &installed);
 
@@ -559,6 +564,22 @@ const RUNNER: &str = "PMEM2_SOURCE_STD_TEST_RUNNER";
 /// Runs [`child_process_scenario`] in a child process; kills it (and fails) if it has not
 /// ended after a minute (a fault that is neither recovered nor fatal would loop forever).
 fn run_scenario(scenario: &str) -> Output {
+    run_child("mcsafe::tests::child_process_scenario", scenario)
+}
+
+/// Runs the test `test` of this binary (one that plays the scenario in [`SCENARIO`]) in a
+/// child process, as [`run_scenario`] does.
+fn run_child(test: &str, scenario: &str) -> Output {
+    spawn_child(test, scenario, false)
+}
+
+/// As [`run_child`], the child starting with every signal blocked (in all its threads: they
+/// inherit the mask), as a program that handles signals through `signalfd` runs.
+fn run_child_all_blocked(test: &str, scenario: &str) -> Output {
+    spawn_child(test, scenario, true)
+}
+
+fn spawn_child(test: &str, scenario: &str, block_all: bool) -> Output {
     let exe = std::env::current_exe().expect("test binary");
     let runner = std::env::var(RUNNER).unwrap_or_default();
     let mut runner = runner.split_whitespace();
@@ -570,13 +591,22 @@ fn run_scenario(scenario: &str) -> Output {
         }
         None => Command::new(exe),
     };
+    if block_all {
+        use std::os::unix::process::CommandExt;
+        let block_everything = || {
+            let mut all = empty_action().sa_mask;
+            // SAFETY: fills an initialised set.
+            unsafe { libc::sigfillset(&mut all) };
+            // SAFETY: sets the (only) thread's mask of the child.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, ptr::null_mut()) };
+            Ok(())
+        };
+        // SAFETY: runs in the child between fork and exec, after std reset the signal mask,
+        // and calls only async-signal-safe functions.
+        unsafe { command.pre_exec(block_everything) };
+    }
     let mut child = command
-        .args([
-            "--exact",
-            "mcsafe::tests::child_process_scenario",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(SCENARIO, scenario)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -694,4 +724,393 @@ fn a_fault_in_a_copy_is_survived_with_the_default_disposition() {
     let output = run_scenario("default-copy");
     assert!(output.status.success(), "{:?}", output.status);
     assert!(output.stdout.contains("survived default-copy"));
+}
+
+/// A handler standing for another library's (libpmem2's `pread_mcsafe` installs its own
+/// around its copies): counts its calls.
+extern "C" fn other_library_handler(
+    _signal: c_int,
+    _info: *mut libc::siginfo_t,
+    _context: *mut c_void,
+) {
+    OTHER_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+static OTHER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Another library's use of `SIGBUS`: it saves the disposition it finds, installs its own
+/// handler, and later puts back what it saved.
+struct OtherLibrary {
+    saved: Option<libc::sigaction>,
+}
+
+impl OtherLibrary {
+    fn new() -> OtherLibrary {
+        OtherLibrary { saved: None }
+    }
+
+    fn save(&mut self) {
+        self.saved = Some(current());
+    }
+
+    fn install(&self) {
+        let handler = other_library_handler as SigactionFn as libc::sighandler_t;
+        set_action(handler, libc::SA_SIGINFO, &[]);
+    }
+
+    fn restore(&mut self) {
+        restore_action(&self.saved.take().expect("saved"));
+    }
+}
+
+/// In a child process: the program installs its own handler U, then our copies and another
+/// library's save/install/restore of `SIGBUS` interleave in the order the scenario names.
+/// After the last copy, an unrelated `SIGBUS` must reach U, and U must be the disposition.
+/// Does nothing in an ordinary test run.
+#[test]
+fn child_process_interleaving() {
+    let Ok(scenario) = std::env::var(SCENARIO) else {
+        return;
+    };
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lowers this process's core size limit: a dying child leaves no core file.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    set_action(
+        recording(),
+        libc::SA_SIGINFO | libc::SA_RESTART,
+        &[libc::SIGUSR2],
+    );
+    let program = current();
+    reset_records(None);
+    let mut other = OtherLibrary::new();
+    // Each letter is one step: `a`/`d` arm/disarm one copy of ours (a copy in flight), `s`
+    // the other library saves the disposition, `i` installs its handler, `r` restores what
+    // it saved.
+    let mut copies = Vec::new();
+    for step in scenario.chars() {
+        match step {
+            'a' => copies.push(Armed::new().expect("install")),
+            'd' => drop(copies.pop().expect("a copy in flight")),
+            's' => other.save(),
+            'i' => other.install(),
+            'r' => other.restore(),
+            other => panic!("unknown step {other}"),
+        }
+    }
+    assert!(copies.is_empty(), "{scenario}: every copy ends");
+    // An unrelated SIGBUS now, with no copy in flight: the program's handler gets it, even if
+    // an instance of our handler is still installed (put back by the other library).
+    // SAFETY: raising SIGBUS, which the program's handler handles.
+    assert_eq!(unsafe { libc::raise(libc::SIGBUS) }, 0);
+    assert_eq!(CALLS.load(Ordering::SeqCst), 1, "{scenario}: U called");
+    // A later copy, which faults and is recovered.
+    let mapping = Truncated::new();
+    let mut buffer = [0u8; 8];
+    // SAFETY: inside the live mapping, past the end of the file.
+    let read = unsafe { read(&mut buffer, mapping.boundary()) };
+    assert_eq!(read, Err(CopyError::Copy { not_copied: 8 }));
+    assert_eq!(
+        CALLS.load(Ordering::SeqCst),
+        1,
+        "{scenario}: the copy's fault is ours"
+    );
+    // After it, the program's handler is the disposition again, and gets an unrelated SIGBUS.
+    // SAFETY: raising SIGBUS, which the program's handler handles.
+    assert_eq!(unsafe { libc::raise(libc::SIGBUS) }, 0);
+    assert_eq!(CALLS.load(Ordering::SeqCst), 2, "{scenario}: U called");
+    assert_eq!(OTHER_CALLS.load(Ordering::SeqCst), 0, "{scenario}");
+    assert_same(&current(), &program);
+    println!("survived {scenario}");
+}
+
+fn assert_interleaving_survives(scenario: &str) {
+    let output = run_child("mcsafe::tests::child_process_interleaving", scenario);
+    assert!(
+        output.status.success() && output.stdout.contains(&format!("survived {scenario}")),
+        "{scenario}: {:?}\n{}",
+        output.status,
+        output.stdout
+    );
+}
+
+#[test]
+fn another_library_replacing_ours_during_a_copy_and_restoring_it_after() {
+    // The sequence of the issue: it saves ours and installs its own while our copy runs; our
+    // copy ends and leaves its handler; it then puts ours back with no copy in flight.
+    assert_interleaving_survives("asidr");
+    // The same, then our handler stays installed through more copies of ours.
+    assert_interleaving_survives("asidradad");
+    // Two overlapping copies, the other library between them.
+    assert_interleaving_survives("asaiddr");
+}
+
+#[test]
+fn another_library_saving_ours_during_a_copy_and_installing_after() {
+    // It saved ours while a copy ran, installs its own after ours put U back, restores ours.
+    assert_interleaving_survives("asdir");
+    assert_interleaving_survives("asdirad");
+}
+
+#[test]
+fn another_library_around_or_inside_our_copies() {
+    // Entirely inside one copy of ours.
+    assert_interleaving_survives("asird");
+    // Entirely around one copy of ours.
+    assert_interleaving_survives("siadr");
+    // It saved U before our copy and restores U during it.
+    assert_interleaving_survives("siard");
+    // Ours saved U and installed; it saves ours, installs its own, our copy ends, and a new
+    // copy of ours starts (over its handler) before it restores.
+    assert_interleaving_survives("asidard");
+    // As above, but the new copy ends before it restores.
+    assert_interleaving_survives("asidadr");
+    assert_interleaving_survives("asidadrad");
+    // Two copies of ours in flight when it saves, one when it restores.
+    assert_interleaving_survives("aasidrd");
+}
+
+#[test]
+fn more_distinct_dispositions_than_entry_points() {
+    let _serial = serial();
+    let original = current();
+    // Each a different disposition (the same handler, a different mask): each copy forwards
+    // to and restores its own, also once the entry points are reused.
+    for round in 0..2 * ENTRIES {
+        let signal = libc::SIGRTMIN() + round as c_int;
+        set_action(recording(), libc::SA_SIGINFO, &[signal]);
+        let program = current();
+        {
+            let _armed = Armed::new().expect("install");
+            let ours = current();
+            assert!(is_ours(ours.sa_sigaction), "round {round}");
+            assert_same(&underneath(&ours), &program);
+        }
+        assert_same(&current(), &program);
+    }
+    let distinct: std::collections::HashSet<_> = (0..ENTRIES).map(entry_handler).collect();
+    assert_eq!(
+        distinct.len(),
+        ENTRIES,
+        "the entry points are distinct functions"
+    );
+    restore_action(&original);
+}
+
+/// This thread's signal mask.
+fn thread_mask() -> libc::sigset_t {
+    let mut mask = empty_action().sa_mask;
+    // SAFETY: only reads this thread's mask.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, ptr::null(), &mut mask) };
+    assert_eq!(ret, 0);
+    mask
+}
+
+fn same_set(a: &libc::sigset_t, b: &libc::sigset_t) -> bool {
+    (1..=64).all(|signal| {
+        // SAFETY: sigismember only reads the set.
+        let in_a = unsafe { libc::sigismember(a, signal) };
+        // SAFETY: as above.
+        let in_b = unsafe { libc::sigismember(b, signal) };
+        in_a == in_b
+    })
+}
+
+/// In a child process started with every signal blocked and `SIGBUS` at `SIG_DFL`: makes
+/// `SIGBUS` pending on this thread's queue (`raise`), the process's (`kill`) or both, then
+/// copies, with and without a fault. Every copy answers; afterwards the same `SIGBUS`es are
+/// pending on the same queues, with the same `siginfo_t`, and the mask is unchanged. Does
+/// nothing in an ordinary test run.
+#[test]
+fn child_process_pending_sigbus() {
+    let Ok(scenario) = std::env::var(SCENARIO) else {
+        return;
+    };
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lowers this process's core size limit: a dying child leaves no core file.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    set_action(libc::SIG_DFL, 0, &[]);
+    let mask = thread_mask();
+    // SAFETY: sigismember only reads the set.
+    let blocked = unsafe { libc::sigismember(&mask, libc::SIGBUS) };
+    assert_eq!(blocked, 1, "blocked");
+    // `queued`: sent with a value (pthread_sigqueue, sigqueue), so with si_code SI_QUEUE for
+    // both queues.
+    let (on_thread, on_process, queued) = match scenario.as_str() {
+        "thread" => (true, false, false),
+        "process" => (false, true, false),
+        "both" => (true, true, false),
+        "thread-queued" => (true, false, true),
+        "process-queued" => (false, true, true),
+        other => panic!("unknown scenario {other}"),
+    };
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() };
+    let value = |n: usize| libc::sigval {
+        sival_ptr: ptr::without_provenance_mut(n),
+    };
+    // SIGBUS is blocked in every thread: each stays pending where it is sent.
+    match (on_thread, queued) {
+        // SAFETY: sends SIGBUS to this thread.
+        (true, false) => assert_eq!(unsafe { libc::raise(libc::SIGBUS) }, 0),
+        (true, true) => {
+            // SAFETY: pthread_self cannot fail.
+            let this_thread = unsafe { libc::pthread_self() };
+            // SAFETY: sends SIGBUS to this thread, with a value.
+            let sent = unsafe { libc::pthread_sigqueue(this_thread, libc::SIGBUS, value(7)) };
+            assert_eq!(sent, 0);
+        }
+        _ => {}
+    }
+    match (on_process, queued) {
+        // SAFETY: sends SIGBUS to this process.
+        (true, false) => assert_eq!(unsafe { libc::kill(pid, libc::SIGBUS) }, 0),
+        // SAFETY: as above, with a value.
+        (true, true) => assert_eq!(unsafe { libc::sigqueue(pid, libc::SIGBUS, value(9)) }, 0),
+        _ => {}
+    }
+    let expected = PendingQueues {
+        thread: on_thread,
+        process: on_process,
+    };
+    assert!(sigbus_pending(), "pending before");
+    // Under an emulator (qemu-user), /proc shows the emulator's own pending signals, not
+    // the emulated program's: then only that a SIGBUS is pending is checked.
+    let proc_shows_queues = PendingQueues::read() == Some(expected);
+    if !proc_shows_queues {
+        println!("note: /proc does not show the pending SIGBUS; its queues are not checked");
+    }
+    let still_pending = |when: &str| {
+        if proc_shows_queues {
+            assert_eq!(PendingQueues::read(), Some(expected), "{scenario}: {when}");
+        } else {
+            assert!(sigbus_pending(), "{scenario}: {when}");
+        }
+    };
+
+    let mapping = Truncated::new();
+    let page = mapping.page;
+    let mut buffer = [0u8; 64];
+    // SAFETY: inside the live mapping and the file.
+    let read_ok = unsafe { read(&mut buffer, mapping.map) };
+    assert_eq!(read_ok, Ok(()), "{scenario}");
+    assert_eq!(buffer.to_vec(), mapping.file_bytes(0, 64));
+    still_pending("after a read");
+    assert!(
+        same_set(&thread_mask(), &mask),
+        "{scenario}: mask after a read"
+    );
+
+    // SAFETY: inside the live mapping, running past the end of the file.
+    let read_bad = unsafe { read(&mut buffer, mapping.boundary().wrapping_sub(8)) };
+    assert_eq!(
+        read_bad,
+        Err(CopyError::Copy { not_copied: 56 }),
+        "{scenario}"
+    );
+    still_pending("after a fault");
+    assert!(
+        same_set(&thread_mask(), &mask),
+        "{scenario}: mask after a fault"
+    );
+
+    let data = [0x5au8; 64];
+    // SAFETY: inside the live mapping and the file.
+    let write_ok = unsafe { write(mapping.map.wrapping_add(128), &data) };
+    assert_eq!(write_ok, Ok(()), "{scenario}");
+    assert_eq!(mapping.file_bytes(128, 64), data.to_vec());
+    // SAFETY: inside the live mapping, past the end of the file.
+    let write_bad = unsafe { write(mapping.boundary(), &data) };
+    assert_eq!(
+        write_bad,
+        Err(CopyError::Copy { not_copied: 64 }),
+        "{scenario}"
+    );
+    still_pending("after writes");
+    assert!(
+        same_set(&thread_mask(), &mask),
+        "{scenario}: mask after writes"
+    );
+    assert_eq!(page, mapping.page);
+
+    // The signals themselves: a raise is SI_TKILL, a kill SI_USER, a queued one SI_QUEUE with
+    // its value, all from this process.
+    if on_thread {
+        let info = take_one().expect("the thread's SIGBUS");
+        let code = if queued {
+            libc::SI_QUEUE
+        } else {
+            libc::SI_TKILL
+        };
+        assert_eq!(info.si_code, code, "{scenario}: thread's");
+        // SAFETY: a SIGBUS sent by tgkill or queued carries the sender's pid.
+        assert_eq!(unsafe { info.si_pid() }, pid, "{scenario}: thread's");
+        if queued {
+            // SAFETY: a queued SIGBUS carries its value.
+            let sent = unsafe { info.si_value() }.sival_ptr as usize;
+            assert_eq!(sent, 7, "{scenario}: thread's");
+        }
+    }
+    if on_process {
+        let info = take_one().expect("the process's SIGBUS");
+        let code = if queued {
+            libc::SI_QUEUE
+        } else {
+            libc::SI_USER
+        };
+        assert_eq!(info.si_code, code, "{scenario}: process's");
+        // SAFETY: a SIGBUS sent by kill or queued carries the sender's pid.
+        assert_eq!(unsafe { info.si_pid() }, pid, "{scenario}: process's");
+        if queued {
+            // SAFETY: a queued SIGBUS carries its value.
+            let sent = unsafe { info.si_value() }.sival_ptr as usize;
+            assert_eq!(sent, 9, "{scenario}: process's");
+        }
+    }
+    assert!(!sigbus_pending(), "{scenario}: nothing more");
+    println!("survived {scenario}");
+}
+
+fn assert_pending_sigbus_survives(scenario: &str) {
+    let output = run_child_all_blocked("mcsafe::tests::child_process_pending_sigbus", scenario);
+    assert!(
+        output.status.success() && output.stdout.contains(&format!("survived {scenario}")),
+        "{scenario}: {:?}\n{}",
+        output.status,
+        output.stdout
+    );
+    // Natively, /proc shows the queues, and they are checked.
+    if std::env::var_os(RUNNER).is_none() {
+        assert!(
+            !output.stdout.contains("note: /proc does not show"),
+            "{scenario}: {}",
+            output.stdout
+        );
+    }
+}
+
+#[test]
+fn a_sigbus_pending_on_the_thread_stays_pending_through_copies() {
+    assert_pending_sigbus_survives("thread");
+}
+
+#[test]
+fn a_sigbus_pending_on_the_process_stays_pending_through_copies() {
+    assert_pending_sigbus_survives("process");
+}
+
+#[test]
+fn sigbuses_pending_on_both_queues_stay_pending_through_copies() {
+    assert_pending_sigbus_survives("both");
+}
+
+#[test]
+fn a_queued_sigbus_pending_stays_pending_with_its_value_through_copies() {
+    assert_pending_sigbus_survives("thread-queued");
+    assert_pending_sigbus_survives("process-queued");
 }
