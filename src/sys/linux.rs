@@ -72,18 +72,21 @@ impl Syscalls for Linux {
         decode(ret)?;
         // SAFETY: fstat succeeded, so the kernel filled in the whole struct.
         let st = unsafe { st.assume_init() };
+        // `st_ctime` is an unsigned long in x86_64's layout and a signed one in the generic
+        // layout (aarch64, riscv64); the kernel's value is signed seconds since 1970, and the
+        // nanoseconds are below 10^9.
+        #[allow(clippy::unnecessary_cast, reason = "already i64 in the generic layout")]
+        let ctime = Timestamp {
+            sec: st.st_ctime as i64,
+            nsec: st.st_ctime_nsec as u32,
+        };
         Ok(FileStat {
             mode: st.st_mode,
             rdev: st.st_rdev,
             dev: st.st_dev,
             ino: st.st_ino,
             size: st.st_size,
-            // The kernel's fields are unsigned longs on some architectures; the values are
-            // seconds since 1970 (signed in the kernel) and nanoseconds below 10^9.
-            ctime: Timestamp {
-                sec: st.st_ctime as i64,
-                nsec: st.st_ctime_nsec as u32,
-            },
+            ctime,
         })
     }
 
