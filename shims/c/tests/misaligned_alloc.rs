@@ -11,22 +11,11 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use cprog::{Workdir, c_source, describe, require, run};
+use cprog::{Workdir, describe, require, run};
 
 /// Compiles misaligned_alloc.c against our header and links it to our shared library.
 fn build_misaligned(work: &Workdir) -> PathBuf {
-    let lib = work.shared_lib_dir();
-    cprog::build(
-        work,
-        "misaligned_alloc",
-        [
-            c_source("misaligned_alloc.c").into_os_string(),
-            format!("-I{}", support::our_include_dir().display()).into(),
-            format!("-L{}", lib.display()).into(),
-            format!("-Wl,-rpath,{}", lib.display()).into(),
-            "-lpmem2_source".into(),
-        ],
-    )
+    cprog::build_against_ours(work, "misaligned_alloc", &[])
 }
 
 fn assert_passed(output: &Output) {
@@ -45,12 +34,7 @@ fn assert_passed(output: &Output) {
             describe(output)
         );
     }
-    assert_eq!(
-        cprog::text(&output.stderr),
-        "",
-        "stderr\n{}",
-        describe(output)
-    );
+    cprog::assert_quiet(output);
 }
 
 #[test]

@@ -13,22 +13,11 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use cprog::{Workdir, c_source, describe, require, run};
+use cprog::{Workdir, describe, require, run};
 
 /// Compiles oom.c against our header and links it to our shared library.
 fn build_oom(work: &Workdir) -> PathBuf {
-    let lib = work.shared_lib_dir();
-    cprog::build(
-        work,
-        "oom",
-        [
-            c_source("oom.c").into_os_string(),
-            format!("-I{}", support::our_include_dir().display()).into(),
-            format!("-L{}", lib.display()).into(),
-            format!("-Wl,-rpath,{}", lib.display()).into(),
-            "-lpmem2_source".into(),
-        ],
-    )
+    cprog::build_against_ours(work, "oom", &[])
 }
 
 /// The program's verdict: exit 0, no "FAIL", a summary of many checks, a silent stderr.
@@ -50,12 +39,7 @@ fn assert_passed(output: &Output) -> usize {
             describe(output)
         );
     }
-    assert_eq!(
-        cprog::text(&output.stderr),
-        "",
-        "stderr\n{}",
-        describe(output)
-    );
+    cprog::assert_quiet(output);
     checks
 }
 

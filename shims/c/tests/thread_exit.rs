@@ -26,19 +26,7 @@ const TEXT_FREED: &str = "pmem2_errormsg: this thread is exiting and its message
 
 /// Compiles thread_exit.c against our header and links it to our shared library.
 fn build_thread_exit(work: &Workdir) -> PathBuf {
-    let lib = work.shared_lib_dir();
-    cprog::build(
-        work,
-        "thread_exit",
-        [
-            c_source("thread_exit.c").into_os_string(),
-            format!("-I{}", support::our_include_dir().display()).into(),
-            format!("-L{}", lib.display()).into(),
-            format!("-Wl,-rpath,{}", lib.display()).into(),
-            "-lpmem2_source".into(),
-            "-pthread".into(),
-        ],
-    )
+    cprog::build_against_ours(work, "thread_exit", &["-pthread"])
 }
 
 /// The program's verdict, and every destructor's checks there (so none was skipped): the
@@ -75,12 +63,7 @@ fn assert_passed(output: &Output) {
         let messages = stdout.lines().filter(|l| *l == line).count();
         assert_eq!(messages, THREADS, "{line}\n{}", describe(output));
     }
-    assert_eq!(
-        cprog::text(&output.stderr),
-        "",
-        "stderr\n{}",
-        describe(output)
-    );
+    cprog::assert_quiet(output);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! directories, compiling with gcc, running and reporting.
 #![allow(dead_code)] // each test file uses a different part
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -173,6 +173,28 @@ where
     let exe = work.join(name);
     run_ok(gcc().args(args).arg("-o").arg(&exe));
     exe
+}
+
+/// Compiles `tests/c/<name>.c` with the `extra` flags against our header, linked to our
+/// shared library in `work` (found at run time through the rpath); returns the executable.
+#[track_caller]
+pub fn build_against_ours(work: &Workdir, name: &str, extra: &[&str]) -> PathBuf {
+    let lib = work.shared_lib_dir();
+    let mut args: Vec<OsString> = vec![
+        c_source(&format!("{name}.c")).into_os_string(),
+        format!("-I{}", support::our_include_dir().display()).into(),
+        format!("-L{}", lib.display()).into(),
+        format!("-Wl,-rpath,{}", lib.display()).into(),
+        "-lpmem2_source".into(),
+    ];
+    args.extend(extra.iter().map(OsString::from));
+    build(work, name, args)
+}
+
+/// Asserts the program wrote nothing to stderr.
+#[track_caller]
+pub fn assert_quiet(output: &Output) {
+    assert_eq!(text(&output.stderr), "", "stderr\n{}", describe(output));
 }
 
 /// Captured stdout or stderr as text.
