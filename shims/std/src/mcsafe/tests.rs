@@ -1040,37 +1040,23 @@ fn child_process_pending_sigbus() {
 
     // The signals themselves: a raise is SI_TKILL, a kill SI_USER, a queued one SI_QUEUE with
     // its value, all from this process.
-    if on_thread {
-        let info = take_one().expect("the thread's SIGBUS");
-        let code = if queued {
-            libc::SI_QUEUE
-        } else {
-            libc::SI_TKILL
-        };
-        assert_eq!(info.si_code, code, "{scenario}: thread's");
-        // SAFETY: a SIGBUS sent by tgkill or queued carries the sender's pid.
-        assert_eq!(unsafe { info.si_pid() }, pid, "{scenario}: thread's");
+    let check = |queue: &str, sent_with: c_int, value: usize| {
+        let info = take_one().unwrap_or_else(|| panic!("{scenario}: the {queue} SIGBUS"));
+        let code = if queued { libc::SI_QUEUE } else { sent_with };
+        assert_eq!(info.si_code, code, "{scenario}: {queue}");
+        // SAFETY: a SIGBUS sent by tgkill, kill or a queueing call carries the sender's pid.
+        assert_eq!(unsafe { info.si_pid() }, pid, "{scenario}: {queue}");
         if queued {
             // SAFETY: a queued SIGBUS carries its value.
             let sent = unsafe { info.si_value() }.sival_ptr as usize;
-            assert_eq!(sent, 7, "{scenario}: thread's");
+            assert_eq!(sent, value, "{scenario}: {queue}");
         }
+    };
+    if on_thread {
+        check("thread's", libc::SI_TKILL, 7);
     }
     if on_process {
-        let info = take_one().expect("the process's SIGBUS");
-        let code = if queued {
-            libc::SI_QUEUE
-        } else {
-            libc::SI_USER
-        };
-        assert_eq!(info.si_code, code, "{scenario}: process's");
-        // SAFETY: a SIGBUS sent by kill or queued carries the sender's pid.
-        assert_eq!(unsafe { info.si_pid() }, pid, "{scenario}: process's");
-        if queued {
-            // SAFETY: a queued SIGBUS carries its value.
-            let sent = unsafe { info.si_value() }.sival_ptr as usize;
-            assert_eq!(sent, 9, "{scenario}: process's");
-        }
+        check("process's", libc::SI_USER, 9);
     }
     assert!(!sigbus_pending(), "{scenario}: nothing more");
     println!("survived {scenario}");
