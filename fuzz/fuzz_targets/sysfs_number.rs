@@ -10,7 +10,7 @@
 //!   `i64`;
 //! - `parse_word_line` accepts one non-empty line of printable, non-space ASCII and its
 //!   newline; `parse_mapping_dimm` the part of such a line before its first comma when that
-//!   is a plausible, short sysfs name;
+//!   is a plausible, short sysfs name other than `.` and `..`;
 //! - through the scripted kernel, a Device DAX whose `size`/`align`/`numa_node` file holds
 //!   these bytes gets the value or exactly the documented error code, and every sysfs file
 //!   opened is closed again. The one documented limit: contents of `ATTRIBUTE_CAPACITY` (64)
@@ -49,14 +49,16 @@ fn model_word_line(text: &[u8]) -> Option<&[u8]> {
 }
 
 /// The model of a `mappingN` line: a word line with a comma; the DIMM name before the first
-/// comma is 1–24 bytes of letters, digits, `.`, `_` and `-`.
+/// comma is 1–24 bytes of letters, digits, `.`, `_` and `-`, and not `.` or `..` (which name
+/// a directory rather than a DIMM in it).
 fn model_mapping_dimm(text: &[u8]) -> Option<&[u8]> {
     let line = model_word_line(text)?;
     let comma = line.iter().position(|&b| b == b',')?;
     let name = &line[..comma];
     let plausible = |b: &u8| b.is_ascii_alphanumeric() || b".-_".contains(b);
-    (!name.is_empty() && name.len() <= SysfsText::CAPACITY && name.iter().all(plausible))
-        .then_some(name)
+    let directory = name == b"." || name == b"..";
+    let fits = !name.is_empty() && name.len() <= SysfsText::CAPACITY;
+    (fits && !directory && name.iter().all(plausible)).then_some(name)
 }
 
 const DAX_RDEV: u64 = 0xfc00; // 252:0
@@ -143,9 +145,11 @@ fuzz_target!(|data: &[u8]| {
 
     let node = source.numa_node_with(&kernel);
     assert_eq!(kernel.open_descriptors(), 0, "numa_node leaked a sysfs fd");
+    // A node number, or -1 for "no affinity"; no other negative number.
     match whole
         .and_then(model_signed)
         .and_then(|node| i32::try_from(node).ok())
+        .filter(|&node| node >= -1)
     {
         Some(value) => assert_eq!(node, Ok(value)),
         None => {
