@@ -11,8 +11,8 @@ use crate::source::{FileType, Source, SourceKind};
 use crate::sys::{FileInformation, FileStat, RawHandle, Syscalls};
 use crate::sysfs::{
     ATTRIBUTE_CAPACITY, DeviceNumber, LINK_TARGET_CAPACITY, PathBuffer, SysfsFailure,
-    SysfsOperation, SysfsPath, SysfsRoot, SysfsText, last_component, parse_decimal,
-    parse_mapping_dimm, parse_signed_decimal, parse_word_line, read_attribute,
+    SysfsOperation, SysfsPath, SysfsRoot, SysfsText, char_device_depth_below_sys, last_component,
+    parse_decimal, parse_mapping_dimm, parse_signed_decimal, parse_word_line, read_attribute,
 };
 
 /// How many parent directories are searched for `dax_region/align`, a `numa_node` or an
@@ -275,7 +275,7 @@ impl Source {
 
     /// The steps up from `first_up` that a search of this Device DAX's ancestors takes: at
     /// most [`MAX_ANCESTORS`], and never as far as `/sys` (see
-    /// [`SysfsRoot::depth_below_sys`]), which is read only once the search goes up.
+    /// [`char_device_depth_below_sys`]), which is read only once the search goes up.
     fn dax_ancestors<'a, S: Syscalls + ?Sized>(
         &'a self,
         sys: &'a S,
@@ -286,7 +286,8 @@ impl Source {
             ups == 0
                 || ups
                     <= *highest.get_or_insert_with(|| {
-                        self.dax_root().depth_below_sys(sys).saturating_sub(1)
+                        let device = self.rdev().unwrap_or(DeviceNumber::from_raw(0));
+                        char_device_depth_below_sys(sys, device).saturating_sub(1)
                     })
         })
     }

@@ -118,58 +118,54 @@ impl fmt::Display for SysfsRoot {
     }
 }
 
-impl SysfsRoot {
-    /// How many directories below `/sys` the directory this root names lies, read from its
-    /// link: `/sys/dev/char/252:0 -> ../../devices/platform/hmem.0/dax0.0` is 4 below.
-    ///
-    /// A path that goes up from a root (`…/252:0/../../numa_node`) is resolved by the kernel
-    /// from the link's target, and `..` of `/sys` is `/`: a search of ancestors must take
-    /// fewer steps than this, or it opens files outside sysfs. A root that is not a link (a
-    /// staged tree's plain directory) or cannot be read is the directory
-    /// `/sys/dev/{char,block}/M:m` itself, 3 below; a target that is absolute or climbs out
-    /// of `/sys` has nothing known below `/sys`, 0. A DIMM's root is searched without going
-    /// up, and is 0 too.
-    ///
-    /// ```
-    /// use pmem2_source::DeviceNumber;
-    /// use pmem2_source::sys::scripted::ScriptedKernel;
-    /// use pmem2_source::sysfs::SysfsRoot;
-    ///
-    /// let root = SysfsRoot::CharDevice(DeviceNumber::from_raw(0xfc00));
-    /// let hmem = ScriptedKernel::char_device(0xfc00)
-    ///     .with_link("/sys/dev/char/252:0", Ok(b"../../devices/platform/hmem.0/dax0.0"));
-    /// assert_eq!(root.depth_below_sys(&hmem), 4);
-    /// let staged = ScriptedKernel::char_device(0xfc00); // a plain directory
-    /// assert_eq!(root.depth_below_sys(&staged), 3);
-    /// ```
-    pub fn depth_below_sys<S: Syscalls + ?Sized>(&self, sys: &S) -> u8 {
-        let mut path = PathBuffer::new();
-        let out = &mut path.0;
-        let (directory, device) = match self {
-            SysfsRoot::CharDevice(device) => (&b"/sys/dev/char/"[..], *device),
-            SysfsRoot::BlockDevice(device) => (&b"/sys/dev/block/"[..], *device),
-            SysfsRoot::NdDevice(_) => return 0,
-        };
-        let at = put_bytes(out, 0, directory);
-        let at = put_device(out, at, device);
-        let end = put_bytes(out, at, b"\0");
-        let Some(c_path) = out
-            .get(..end)
-            .and_then(|bytes| CStr::from_bytes_with_nul(bytes).ok())
-        else {
-            return 0;
-        };
-        let mut target = [0u8; LINK_TARGET_CAPACITY];
-        match sys.readlink(c_path, &mut target) {
-            Ok(len) if len < LINK_TARGET_CAPACITY => {
-                // The link lives in /sys/dev/{char,block}, 2 below /sys.
-                target
-                    .get(..len)
-                    .map_or(0, |target| resolved_depth(2, target))
-            }
-            Ok(_) => 0,
-            Err(_) => 3,
+/// How many directories below `/sys` the directory of character device `device` lies, read
+/// from its link: `/sys/dev/char/252:0 -> ../../devices/platform/hmem.0/dax0.0` is 4 below.
+///
+/// A path that goes up from the device (`…/252:0/../../numa_node`) is resolved by the kernel
+/// from the link's target, and `..` of `/sys` is `/`: a search of the device's ancestors must
+/// take fewer steps than this, or it opens files outside sysfs. An entry that is not a link (a
+/// staged tree's plain directory) or cannot be read is the directory `/sys/dev/char/M:m`
+/// itself, 3 below; a target that is absolute or climbs out of `/sys` has nothing known below
+/// `/sys`, 0.
+///
+/// ```
+/// use pmem2_source::DeviceNumber;
+/// use pmem2_source::sys::scripted::ScriptedKernel;
+/// use pmem2_source::sysfs::char_device_depth_below_sys;
+///
+/// let dax = DeviceNumber::from_raw(0xfc00);
+/// let hmem = ScriptedKernel::char_device(0xfc00)
+///     .with_link("/sys/dev/char/252:0", Ok(b"../../devices/platform/hmem.0/dax0.0"));
+/// assert_eq!(char_device_depth_below_sys(&hmem, dax), 4);
+/// let staged = ScriptedKernel::char_device(0xfc00); // a plain directory
+/// assert_eq!(char_device_depth_below_sys(&staged, dax), 3);
+/// ```
+pub fn char_device_depth_below_sys<S: Syscalls + ?Sized>(sys: &S, device: DeviceNumber) -> u8 {
+    // The device's `subsystem` path, as `from_fd` writes it, cut before `/subsystem`.
+    let mut path = PathBuffer::new();
+    let Some(end) = SysfsPath::char_subsystem(device)
+        .write_c_str(&mut path)
+        .ok()
+        .map(|subsystem| subsystem.count_bytes() - "/subsystem".len())
+    else {
+        return 0;
+    };
+    let Some(c_path) = path.0.get_mut(..=end).and_then(|bytes| {
+        *bytes.last_mut()? = 0;
+        CStr::from_bytes_with_nul(bytes).ok()
+    }) else {
+        return 0;
+    };
+    let mut target = [0u8; LINK_TARGET_CAPACITY];
+    match sys.readlink(c_path, &mut target) {
+        Ok(len) if len < LINK_TARGET_CAPACITY => {
+            // The link lives in /sys/dev/char, 2 below /sys.
+            target
+                .get(..len)
+                .map_or(0, |target| resolved_depth(2, target))
         }
+        Ok(_) => 0,
+        Err(_) => 3,
     }
 }
 
@@ -348,6 +344,7 @@ pub(crate) fn put_decimal(buf: &mut [u8], at: usize, value: u32) -> usize {
 
 /// Writes `major:minor` into `buf` at `at`, as [`DeviceNumber`]'s `Display` prints it;
 /// returns where it ends.
+#[inline]
 pub(crate) fn put_device(buf: &mut [u8], at: usize, device: DeviceNumber) -> usize {
     let at = put_decimal(buf, at, device.major());
     let at = put_bytes(buf, at, b":");

@@ -6,7 +6,7 @@
  * It makes the same syscalls as the floor, with the same instructions, and adds only what a
  * C function that answers like libpmem2 cannot skip: its own call and return, `*src = NULL`,
  * the classification of the answers, the sysfs path formatted by hand, `malloc`/`free` of a
- * 48-byte source on success, and on failure the error code stored in a `__thread` variable
+ * 64-byte source on success, and on failure the error code stored in a `__thread` variable
  * (the least a per-thread error message can cost; no text is formatted). It checks nothing
  * else: no NULL `src`, no O_PATH, no truncated link. Built by benches/build.rs as a shared
  * object that the harness loads with dlopen, like the two libraries it compares, so its
@@ -66,7 +66,8 @@ static __thread int last_error __attribute__((tls_model("initial-exec")));
 static __thread int last_error;
 #endif
 
-/* The layout of ours and libpmem2's: type, file type, fd (or size), rdev, dev, ino. */
+/* The layout of ours (libpmem2's 40 bytes, then ino and ctime): type, file type, fd (or
+ * size), rdev, dev, ino, ctime seconds and nanoseconds. */
 struct minimal_source {
 	uint64_t type;
 	uint64_t file_type;
@@ -74,6 +75,8 @@ struct minimal_source {
 	uint64_t rdev;
 	uint64_t dev;
 	uint64_t ino;
+	int64_t ctime_sec;
+	uint64_t ctime_nsec;
 };
 
 enum { LINK_TARGET_CAPACITY = 256 };
@@ -149,6 +152,8 @@ minimal_source_from_fd(struct minimal_source **src, int fd)
 	made->rdev = st.st_rdev;
 	made->dev = st.st_dev;
 	made->ino = st.st_ino;
+	made->ctime_sec = st.st_ctim.tv_sec;
+	made->ctime_nsec = (uint64_t)st.st_ctim.tv_nsec;
 	*src = made;
 	return 0;
 }
