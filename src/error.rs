@@ -972,6 +972,7 @@ mod tests {
         let formatted = [
             Error::Fcntl { errno: unknown },
             Error::Fstat { errno: unknown },
+            Error::BirthTime { errno: unknown },
             Error::NegativeFd { fd: -1 },
             Error::UnsupportedFileType {
                 file_type_bits: 0o10000,

@@ -862,8 +862,10 @@ mod tests {
             Err(Error::RegionNotFound)
         );
         assert_eq!(opened_ups(&kernel), [0, 1, 2]);
-        // A link that leaves /sys, or is absolute: the device's own directory only.
-        for target in [&b"../../../etc/dax0.0"[..], b"/sys/devices/dax0.0"] {
+        // A link that leaves /sys, is absolute, or may have been cut: the device's own
+        // directory only.
+        let cut = [b'd'; LINK_TARGET_CAPACITY];
+        for target in [&b"../../../etc/dax0.0"[..], b"/sys/devices/dax0.0", &cut] {
             let kernel = dax_kernel().with_link(DAX_DIR, Ok(target));
             assert_eq!(
                 source(&kernel).numa_node_with(&kernel),

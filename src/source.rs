@@ -507,6 +507,35 @@ mod tests {
         }
     }
 
+    /// The stat-only judgement on the running kernel: a regular file and a directory need no
+    /// syscall; `/dev/null`'s sysfs link says `mem`.
+    #[test]
+    #[cfg(target_os = "linux")]
+    #[cfg_attr(miri, ignore = "makes real syscalls (inline assembly)")]
+    fn file_type_from_stat_on_the_running_kernel() {
+        use crate::sys::consts::{S_IFCHR, S_IFDIR, S_IFREG};
+        let stat = |mode, rdev| FileStat {
+            mode,
+            rdev,
+            ..FileStat::default()
+        };
+        assert_eq!(
+            Source::file_type_from_stat(&stat(S_IFREG | 0o644, 0)),
+            Ok(FileType::Regular)
+        );
+        assert_eq!(
+            Source::file_type_from_stat(&stat(S_IFDIR | 0o755, 0)),
+            Err(Error::Directory)
+        );
+        let null = Source::file_type_from_stat(&stat(S_IFCHR | 0o666, 0x103));
+        if std::path::Path::new("/sys/dev/char/1:3/subsystem").exists() {
+            assert_eq!(
+                null.map_err(|err| err.to_string()),
+                Err("character device 1:3 is not Device DAX: its subsystem is \"mem\"".into())
+            );
+        }
+    }
+
     #[test]
     fn file_types_print_as_words() {
         assert_eq!(FileType::Regular.to_string(), "regular file");

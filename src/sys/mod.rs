@@ -614,6 +614,13 @@ mod tests {
         let file = partial(ScriptedKernel::regular_file(), Provides::Required);
         let source = Source::from_fd_with(&file, 3).expect("the three required calls suffice");
         assert_eq!(source.size_with(&file), Ok(4096), "fstat is enough");
+        // Without a birth time, a file whose st_ctime moved is taken for the same one.
+        assert_eq!(file.birth_time(3), Err(enosys));
+        let touched = partial(
+            ScriptedKernel::regular_file().with_ctime(super::scripted::SCRIPTED_BIRTH),
+            Provides::Required,
+        );
+        assert_eq!(source.size_with(&touched), Ok(4096), "no statx: not known");
         let err = source.alignment_with(&file).expect_err("no page size");
         assert_eq!(err, Error::PageSize { errno: enosys });
         assert_eq!(
@@ -759,6 +766,10 @@ mod tests {
         for (direct, by_reference) in kernels().into_iter().zip(kernels()) {
             let expected = everything(&direct);
             assert_eq!(everything(&&by_reference), expected);
+            assert_eq!(
+                <&ScriptedKernel as Syscalls>::birth_time(&&by_reference, 3),
+                direct.birth_time(3)
+            );
             assert_eq!(by_reference.calls(), direct.calls());
             assert_eq!(by_reference.data(), direct.data());
             assert!(
