@@ -6,8 +6,8 @@
 #
 # Why the alignment: where the few dozen instructions after a failing call's syscall fall across
 # 64-byte lines moved `pmem2_source_from_fd` on a closed descriptor between 1.10x and 1.16x the
-# bare `fcntl` from one build to the next; every 64-byte-aligned build measured 1.10x (README,
-# Benchmarks). It is passed to the library's own rustc invocation only (`cargo rustc`): with
+# bare `fcntl` from one build to the next; every 64-byte-aligned build measured 1.10x
+# (docs/benchmarks.md). It is passed to the library's own rustc invocation only (`cargo rustc`): with
 # fat LTO that one invocation generates all of the library's machine code, core and std
 # included, while Rust users of the crates keep their own codegen. It costs about 2 % of size.
 #
@@ -18,7 +18,7 @@
 # in its static TLS reserve when there is room, and an access becomes one indirect call that
 # returns a fixed offset; when there is no room, the same code falls back to a lookup like
 # `__tls_get_addr`'s, so loading never fails (an initial-exec model would make dlopen fail
-# instead). About 2 ns of a failing `pmem2_source_from_fd` (README, Benchmarks);
+# instead). About 2 ns of a failing `pmem2_source_from_fd` (docs/benchmarks.md);
 # shims/c/tests/tls_model.rs checks the relocations, the block's size and both outcomes. The
 # option is LLVM's, not a stable rustc flag: the toolchain is pinned, and that test fails if
 # it stops taking effect.

@@ -29,7 +29,7 @@ pub(crate) fn classify_fd<S: Syscalls + ?Sized>(sys: &S, fd: i32) -> Result<Sour
     // So the common case (a readable regular file) falls straight through, each answer is
     // judged by one test, and the failures are laid out of line (`cold_path`). Measured with
     // the comparison harness (`benches/compare`), this took the time above the bare
-    // syscalls for a regular file from 5 % to 2 % (README, Benchmarks).
+    // syscalls for a regular file from 5 % to 2 % (docs/benchmarks.md).
     let flags = sys.fcntl_getfl(fd);
     if !matches!(flags, Ok(flags) if readable(flags)) {
         return Err(access_failure(flags));

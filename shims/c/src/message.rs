@@ -14,7 +14,7 @@
 //! place it in its static TLS reserve (512 bytes shared by all such libraries), and the
 //! TLS-descriptor accesses that `scripts/build-capi.sh` compiles become a fixed offset from
 //! the thread pointer rather than a `__tls_get_addr`-style lookup: about 2 ns of a failing
-//! `pmem2_source_from_fd`, 1.08× → 1.06× the bare `fcntl` (README, Benchmarks). With the
+//! `pmem2_source_from_fd`, 1.08× → 1.06× the bare `fcntl` (docs/benchmarks.md). With the
 //! 1 KiB text inside, the block did not fit and every access took the slow path.
 //!
 //! # Thread exit
@@ -117,7 +117,7 @@ enum Unwritten {
     /// A character device that is not Device DAX, such as `/dev/null`: its two fields, for
     /// the reason a [`Brief`] exists. Kept as a whole cloned `Error` (the clone, then a
     /// `memcpy` of it), it cost a failing `pmem2_source_from_fd` on `/dev/null` about 1 % of
-    /// its time (README, Benchmarks).
+    /// its time (docs/benchmarks.md).
     NotDeviceDax {
         device: DeviceNumber,
         subsystem: SysfsText,
@@ -251,7 +251,7 @@ pub(crate) fn record_core(err: &Error) {
 /// [`record_core`] for the failures that are not a [`Brief`]. Out of line, so that the
 /// `Brief` arm stays a tag and a number stored: inlined, LLVM merged both arms into one copy of
 /// a whole `Unwritten` through the stack (a closed descriptor: 104 instructions per call out
-/// of line, 128 inlined; README, Benchmarks).
+/// of line, 128 inlined; docs/benchmarks.md).
 #[inline(never)]
 fn keep_not_brief(unwritten: &mut Unwritten, err: &Error) {
     *unwritten = match err {

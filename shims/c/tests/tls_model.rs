@@ -4,7 +4,7 @@
 //!   libraries (512 bytes by default, shared by all of them);
 //! - on x86_64 it reaches its thread-locals through TLS descriptors, never `__tls_get_addr`;
 //! - `tests/c/tls_model.c` dlopens it: with the reserve at its default, glibc resolves the
-//!   descriptor to static TLS (the fast path, README, Benchmarks); with the reserve at zero
+//!   descriptor to static TLS (the fast path, docs/benchmarks.md); with the reserve at zero
 //!   (`GLIBC_TUNABLES`), to a dynamic lookup, and loading still works. Either way, 4 threads
 //!   each read their own messages, and under valgrind no thread's message buffer leaks.
 
