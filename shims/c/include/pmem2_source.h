@@ -13,7 +13,12 @@
  *  - a Device DAX's size and alignment come from sysfs (libpmem2 asks libndctl and crashes
  *    when no NVDIMM namespace backs the device);
  *  - a descriptor closed and its number reused for another file after the source was made
- *    is PMEM2_E_INVALID_FILE_HANDLE (libpmem2 answers for the other file);
+ *    is PMEM2_E_INVALID_FILE_HANDLE in pmem2_source_size, _pread_mcsafe and _pwrite_mcsafe
+ *    (libpmem2 answers for the other file): a file with another device or inode number
+ *    always; a new file that was given the old one's inode number (ext4 and XFS hand freed
+ *    numbers out again) when it was born after the old file last changed, which takes a file
+ *    system that records birth times (ext4, XFS, btrfs, tmpfs), and on kernels that stamp
+ *    files from a coarse clock, a birth in a later clock tick (docs/reliability.md);
  *  - pmem2_source_pread_mcsafe/pwrite_mcsafe reject an offset beyond the end of the source
  *    with PMEM2_E_LENGTH_OUT_OF_RANGE (libpmem2 reads nothing, or writes past the end, and
  *    returns 0);
