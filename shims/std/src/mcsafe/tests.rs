@@ -642,20 +642,28 @@ fn assert_killed_by_sigbus(scenario: &str) {
     );
 }
 
+/// The scenario this process runs as a child (the `SCENARIO` variable), with its core size
+/// limit lowered so that a child that dies leaves no core file; `None` in an ordinary test
+/// run.
+fn child_scenario() -> Option<String> {
+    let scenario = std::env::var(SCENARIO).ok()?;
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lowers this process's core size limit.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    Some(scenario)
+}
+
 /// In a child process: sets up the disposition the scenario names, installs our handler
 /// (as a copy in flight would), then faults or raises `SIGBUS` outside the copy routines.
 /// Does nothing in an ordinary test run.
 #[test]
 fn child_process_scenario() {
-    let Ok(scenario) = std::env::var(SCENARIO) else {
+    let Some(scenario) = child_scenario() else {
         return;
     };
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lowers this process's core size limit: a dying child leaves no core file.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
     let (disposition, raise) = scenario.split_once('-').expect("disposition-event");
     match disposition {
         "default" => {
@@ -769,15 +777,9 @@ impl OtherLibrary {
 /// Does nothing in an ordinary test run.
 #[test]
 fn child_process_interleaving() {
-    let Ok(scenario) = std::env::var(SCENARIO) else {
+    let Some(scenario) = child_scenario() else {
         return;
     };
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lowers this process's core size limit: a dying child leaves no core file.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
     set_action(
         recording(),
         libc::SA_SIGINFO | libc::SA_RESTART,
@@ -925,15 +927,9 @@ fn same_set(a: &libc::sigset_t, b: &libc::sigset_t) -> bool {
 /// nothing in an ordinary test run.
 #[test]
 fn child_process_pending_sigbus() {
-    let Ok(scenario) = std::env::var(SCENARIO) else {
+    let Some(scenario) = child_scenario() else {
         return;
     };
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lowers this process's core size limit: a dying child leaves no core file.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
     set_action(libc::SIG_DFL, 0, &[]);
     let mask = thread_mask();
     // SAFETY: sigismember only reads the set.
