@@ -241,7 +241,9 @@ impl Source {
     #[cold]
     fn check_birth<S: Syscalls + ?Sized>(&self, sys: &S, fd: i32) -> Result<(), Error> {
         match sys.birth_time(fd) {
-            Ok(Some(birth)) if Some(birth) > self.ctime() => Err(Error::FileReplaced { fd }),
+            Ok(Some(birth)) if self.ctime().is_some_and(|ctime| birth > ctime) => {
+                Err(Error::FileReplaced { fd })
+            }
             Ok(_) | Err(Errno::ENOSYS | Errno::EPERM) => Ok(()),
             Err(errno) => Err(Error::BirthTime { errno }),
         }
@@ -263,9 +265,14 @@ impl Source {
         Ok(info)
     }
 
+    /// The device number of this Device DAX (`st_rdev`).
+    fn dax_device(&self) -> DeviceNumber {
+        self.rdev().unwrap_or(DeviceNumber::from_raw(0))
+    }
+
     /// `/sys/dev/char/M:m` for this Device DAX.
     fn dax_root(&self) -> SysfsRoot {
-        SysfsRoot::CharDevice(self.rdev().unwrap_or(DeviceNumber::from_raw(0)))
+        SysfsRoot::CharDevice(self.dax_device())
     }
 
     /// `/sys/dev/char/M:m/` + `../` × `ups` + `attribute` for this Device DAX.
@@ -286,8 +293,7 @@ impl Source {
             ups == 0
                 || ups
                     <= *highest.get_or_insert_with(|| {
-                        let device = self.rdev().unwrap_or(DeviceNumber::from_raw(0));
-                        char_device_depth_below_sys(sys, device).saturating_sub(1)
+                        char_device_depth_below_sys(sys, self.dax_device()).saturating_sub(1)
                     })
         })
     }
@@ -298,7 +304,7 @@ impl Source {
             Some(contents) => Some((own, contents)),
             None => self.nearest_dax_attribute_from(sys, 1, "dax_region/align")?,
         };
-        let device = self.rdev().unwrap_or(DeviceNumber::from_raw(0));
+        let device = self.dax_device();
         let (path, contents) = found.ok_or(Error::AlignmentNotFound { device })?;
         contents
             .whole()
