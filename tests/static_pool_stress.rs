@@ -14,7 +14,7 @@
 //!   [`CountingAlloc`] around the pool), and the pool hands out exactly its capacity again.
 //!
 //! Cycles per thread: `PMEM2_STRESS_ITERATIONS` (default 200,000, about 2-5 s for the whole
-//! test in a debug build on 2 cores; under Miri 40). The long run of the README:
+//! test in a debug build on 2 cores; under Miri 40). The long run of docs/hardening.md:
 //! `PMEM2_STRESS_ITERATIONS=100000 cargo test --release --test static_pool_stress`.
 
 use std::sync::Barrier;
