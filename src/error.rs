@@ -353,6 +353,20 @@ pub enum Error {
     RegionNotFound,
     /// `pread_mcsafe`/`pwrite_mcsafe` on an anonymous source.
     IoSourceType,
+    /// The source's type field holds a value no constructor writes
+    /// ([`SourceKind::Unrecognized`](crate::SourceKind::Unrecognized)): a `struct
+    /// pmem2_source` built or overwritten by hand in C. No query answers for it.
+    UnrecognizedSourceType {
+        /// The field's value.
+        raw: u32,
+    },
+    /// An fd source's file type field holds a value `from_fd` never writes: a `struct
+    /// pmem2_source` built or overwritten by hand in C. No query answers for it (`size`
+    /// still reports a descriptor that `fstat` refuses first, as libpmem2 does).
+    UnrecognizedFileType {
+        /// The field's value.
+        raw: u32,
+    },
     /// The requested range does not lie within the source.
     OutOfRange {
         /// Read or write.
@@ -554,7 +568,10 @@ impl Error {
             Error::AlignmentNotPowerOfTwo { .. } => PMEM2_E_INVALID_ALIGNMENT_VALUE,
             Error::NotSupported(_) => PMEM2_E_NOSUPP,
             Error::RegionNotFound => PMEM2_E_DAX_REGION_NOT_FOUND,
-            Error::IoSourceType => PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED,
+            Error::IoSourceType | Error::UnrecognizedSourceType { .. } => {
+                PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED
+            }
+            Error::UnrecognizedFileType { .. } => PMEM2_E_INVALID_FILE_TYPE,
             Error::OutOfRange { .. } | Error::UnexpectedEnd { .. } => PMEM2_E_LENGTH_OUT_OF_RANGE,
             Error::IoFailed { .. } | Error::MachineCheck { .. } => PMEM2_E_IO_FAIL,
             Error::BufferTooSmall { .. } => PMEM2_E_BUFFER_TOO_SMALL,
@@ -753,6 +770,16 @@ impl fmt::Display for Error {
             Error::IoSourceType => f.write_str(
                 "operation doesn't support provided source type, only sources created from \
                  file descriptor or file handle are supported",
+            ),
+            Error::UnrecognizedSourceType { raw } => write!(
+                f,
+                "the source's type is {raw}, which no pmem2_source_from_* function writes (a \
+                 source not created by this library, or overwritten): nothing is answered for it"
+            ),
+            Error::UnrecognizedFileType { raw } => write!(
+                f,
+                "the source's file type is {raw}, which pmem2_source_from_fd never writes (a \
+                 source not created by this library, or overwritten): nothing is answered for it"
             ),
             Error::OutOfRange {
                 direction,

@@ -7,7 +7,7 @@
 //! machine-check-safe copy, and unmapped.
 
 use crate::error::{Errno, Error, Unsupported};
-use crate::source::{FileType, Source};
+use crate::source::{FileType, Source, SourceKind};
 use crate::sys::{Buffer, MappingCopyError, RawHandle, Syscalls, copy_through_mapping};
 
 impl Source {
@@ -55,14 +55,14 @@ impl Source {
         buffer: Buffer<'_>,
         offset: u64,
     ) -> Result<(), Error> {
-        let target = match (self.handle_parts(), self.fd_parts()) {
-            (Some((handle, ..)), _) => Target::Handle(handle),
-            (None, Some((fd, FileType::Regular, _))) => Target::File(fd),
-            (None, Some((fd, FileType::DeviceDax, _))) => Target::DeviceDax(fd),
-            (None, None) => return Err(Error::IoSourceType),
-        };
+        match self.kind() {
+            SourceKind::Anonymous => return Err(Error::IoSourceType),
+            SourceKind::Unrecognized => return Err(self.unrecognized_type()),
+            SourceKind::Fd | SourceKind::Handle => {}
+        }
         let direction = buffer.direction();
         let len = buffer.len() as u64;
+        // The size, and so the descriptor, before the file type, in libpmem2's order.
         let source_size = self.size_with(sys)?;
         let out_of_range = Error::OutOfRange {
             direction,
@@ -74,10 +74,13 @@ impl Source {
             Some(remaining) if len <= remaining => {}
             _ => return Err(out_of_range),
         }
-        match target {
-            Target::Handle(handle) => handle_transfer(sys, handle, buffer, offset),
-            Target::File(fd) => file_transfer(sys, fd, buffer, offset),
-            Target::DeviceDax(fd) => self.device_dax_transfer(sys, fd, buffer, offset),
+        if let Some((handle, ..)) = self.handle_parts() {
+            return handle_transfer(sys, handle, buffer, offset);
+        }
+        match self.fd_parts()? {
+            Some((fd, FileType::Regular)) => file_transfer(sys, fd, buffer, offset),
+            Some((fd, FileType::DeviceDax)) => self.device_dax_transfer(sys, fd, buffer, offset),
+            None => Err(Error::IoSourceType),
         }
     }
 
@@ -121,16 +124,6 @@ impl Source {
             }
         }
     }
-}
-
-/// What a transfer goes through.
-enum Target {
-    /// A Windows handle: `ReadFile`/`WriteFile`.
-    Handle(RawHandle),
-    /// A regular file's descriptor: `pread`/`pwrite`.
-    File(i32),
-    /// A Device DAX's descriptor: a mapping.
-    DeviceDax(i32),
 }
 
 /// How many `EINTR`s in one transfer are retried before `-EINTR` is returned.

@@ -47,11 +47,15 @@ impl Source {
         if let Some(handle) = self.handle_parts() {
             return Ok(self.current_information(sys, handle)?.size);
         }
-        let Some((fd, file_type, _)) = self.fd_parts() else {
-            return Ok(self.anon_size().unwrap_or_default() as u64);
+        let fd = match self.kind() {
+            SourceKind::Anonymous => return Ok(self.anon_size().unwrap_or_default() as u64),
+            SourceKind::Unrecognized => return Err(self.unrecognized_type()),
+            SourceKind::Fd | SourceKind::Handle => self.fd()?,
         };
+        // The descriptor before the file type, as libpmem2 asks: a closed descriptor in a
+        // source with a file type field nobody wrote is still reported as closed.
         let stat = self.current_stat(sys, fd)?;
-        match file_type {
+        match self.recognized_file_type()? {
             FileType::Regular => {
                 u64::try_from(stat.size).map_err(|_| Error::NegativeFileSize { size: stat.size })
             }
@@ -77,8 +81,8 @@ impl Source {
     /// kernels without one, `dax_region/align` in the nearest of its ancestor directories
     /// that has one. Not a power of two: [`Error::AlignmentNotPowerOfTwo`].
     pub fn alignment_with<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<usize, Error> {
-        let alignment = match self.fd_parts() {
-            Some((_, FileType::DeviceDax, _)) => self.device_dax_alignment(sys)?,
+        let alignment = match self.fd_parts()? {
+            Some((_, FileType::DeviceDax)) => self.device_dax_alignment(sys)?,
             _ => {
                 let granularity = sys
                     .allocation_granularity()
@@ -102,7 +106,7 @@ impl Source {
         if self.kind() == SourceKind::Handle {
             return Err(Error::NotSupported(Unsupported::HandleNumaNode));
         }
-        let Some((_, file_type, _)) = self.fd_parts() else {
+        let Some((_, file_type)) = self.fd_parts()? else {
             return Err(Error::NotSupported(Unsupported::AnonymousNumaNode));
         };
         let (path, contents) = match file_type {
@@ -143,6 +147,7 @@ impl Source {
                 return Err(Error::NotSupported(Unsupported::AnonymousDeviceId));
             }
             SourceKind::Handle => return Err(Error::NotSupported(Unsupported::HandleDeviceId)),
+            SourceKind::Unrecognized => return Err(self.unrecognized_type()),
             SourceKind::Fd => {}
         }
         let region = self
@@ -189,6 +194,7 @@ impl Source {
         match self.kind() {
             SourceKind::Anonymous => return Err(Error::NotSupported(Unsupported::AnonymousUsc)),
             SourceKind::Handle => return Err(Error::NotSupported(Unsupported::HandleUsc)),
+            SourceKind::Unrecognized => return Err(self.unrecognized_type()),
             SourceKind::Fd => {}
         }
         let region = self
@@ -205,10 +211,15 @@ impl Source {
         sum.ok_or(Error::UnsafeShutdownCountOverflow)
     }
 
-    /// The fd, file type and recorded device numbers of an fd source.
-    pub(crate) fn fd_parts(&self) -> Option<(i32, FileType, DeviceNumber)> {
-        let fd = self.fd().ok()?;
-        Some((fd, self.file_type()?, self.rdev()?))
+    /// The fd and file type of an fd source; `None` for an anonymous or handle source. A type
+    /// or file type field that no constructor writes is an error: nothing is answered for a
+    /// source whose fields are not understood.
+    pub(crate) fn fd_parts(&self) -> Result<Option<(i32, FileType)>, Error> {
+        match self.kind() {
+            SourceKind::Fd => Ok(Some((self.fd()?, self.recognized_file_type()?))),
+            SourceKind::Unrecognized => Err(self.unrecognized_type()),
+            SourceKind::Anonymous | SourceKind::Handle => Ok(None),
+        }
     }
 
     /// `fstat` of the descriptor, which must still be the file the source was made from.
@@ -375,8 +386,8 @@ impl Source {
     /// The NVDIMM region directory behind the source: for a Device DAX the nearest ancestor
     /// with a `mappings` attribute; for a regular file the parent of its fsdax namespace.
     fn region<S: Syscalls + ?Sized>(&self, sys: &S) -> Result<Option<SysfsDir>, Error> {
-        match self.file_type() {
-            Some(FileType::DeviceDax) => {
+        match self.recognized_file_type()? {
+            FileType::DeviceDax => {
                 for ups in self.dax_ancestors(sys, 0) {
                     let dir = SysfsDir {
                         root: self.dax_root(),
@@ -389,11 +400,10 @@ impl Source {
                 }
                 Ok(None)
             }
-            Some(FileType::Regular) => Ok(self.fsdax_namespace(sys)?.map(|namespace| SysfsDir {
+            FileType::Regular => Ok(self.fsdax_namespace(sys)?.map(|namespace| SysfsDir {
                 prefix: "device/../",
                 ..namespace
             })),
-            None => Ok(None),
         }
     }
 }

@@ -23,6 +23,10 @@ pub enum SourceKind {
     /// An open Windows file handle (`pmem2_source_from_handle`, and `pmem2_source_from_fd`
     /// on Windows, which converts the C runtime descriptor to its handle).
     Handle,
+    /// A type field that no constructor writes: only a `struct pmem2_source` that C code
+    /// built or overwrote by hand has one. Such a source has no descriptor, handle or size,
+    /// and every query fails with [`Error::UnrecognizedSourceType`].
+    Unrecognized,
 }
 
 /// What a file-descriptor source refers to (`enum pmem2_file_type`).
@@ -272,10 +276,24 @@ impl Source {
     /// What kind of source this is.
     pub fn kind(&self) -> SourceKind {
         match self.kind {
+            KIND_ANON => SourceKind::Anonymous,
             KIND_FD => SourceKind::Fd,
             KIND_HANDLE => SourceKind::Handle,
-            _ => SourceKind::Anonymous,
+            _ => SourceKind::Unrecognized,
         }
+    }
+
+    /// The error of a query on a source whose type field is [`SourceKind::Unrecognized`].
+    pub(crate) fn unrecognized_type(&self) -> Error {
+        Error::UnrecognizedSourceType { raw: self.kind }
+    }
+
+    /// The file type of an fd source; [`Error::UnrecognizedFileType`] when its field holds a
+    /// value `from_fd` never writes (a source built or overwritten by hand in C).
+    pub(crate) fn recognized_file_type(&self) -> Result<FileType, Error> {
+        FileType::from_raw(self.file_type).ok_or(Error::UnrecognizedFileType {
+            raw: self.file_type,
+        })
     }
 
     /// `pmem2_source_get_fd`: the descriptor of an fd source (not duplicated; still owned by
@@ -286,7 +304,9 @@ impl Source {
                 let [a, b, c, d, ..] = self.size_or_fd;
                 Ok(i32::from_ne_bytes([a, b, c, d]))
             }
-            SourceKind::Anonymous | SourceKind::Handle => Err(Error::FileDescriptorNotSet),
+            SourceKind::Anonymous | SourceKind::Handle | SourceKind::Unrecognized => {
+                Err(Error::FileDescriptorNotSet)
+            }
         }
     }
 
@@ -298,15 +318,18 @@ impl Source {
             SourceKind::Handle => Ok(core::ptr::without_provenance_mut(u64::from_ne_bytes(
                 self.size_or_fd,
             ) as usize)),
-            SourceKind::Anonymous | SourceKind::Fd => Err(Error::FileHandleNotSet),
+            SourceKind::Anonymous | SourceKind::Fd | SourceKind::Unrecognized => {
+                Err(Error::FileHandleNotSet)
+            }
         }
     }
 
-    /// The file type of an fd or handle source; `None` for an anonymous one.
+    /// The file type of an fd or handle source; `None` for an anonymous one (and for a
+    /// source whose fields were not written by this library).
     pub fn file_type(&self) -> Option<FileType> {
         match self.kind() {
             SourceKind::Fd | SourceKind::Handle => FileType::from_raw(self.file_type),
-            SourceKind::Anonymous => None,
+            SourceKind::Anonymous | SourceKind::Unrecognized => None,
         }
     }
 
@@ -314,7 +337,7 @@ impl Source {
     pub fn anon_size(&self) -> Option<usize> {
         match self.kind() {
             SourceKind::Anonymous => Some(u64::from_ne_bytes(self.size_or_fd) as usize),
-            SourceKind::Fd | SourceKind::Handle => None,
+            SourceKind::Fd | SourceKind::Handle | SourceKind::Unrecognized => None,
         }
     }
 
@@ -452,7 +475,10 @@ impl fmt::Debug for Source {
                 .field("dev", &DeviceNumber::from_raw(self.dev))
                 .field("ino", &self.ino)
                 .field("ctime", &self.ctime()),
-            _ => out.field("anon_size", &self.anon_size()),
+            (SourceKind::Anonymous, ..) => out.field("anon_size", &self.anon_size()),
+            _ => out
+                .field("kind", &self.kind)
+                .field("file_type", &self.file_type),
         };
         out.finish()
     }
@@ -557,5 +583,66 @@ mod tests {
         );
         let anon = std::format!("{:?}", Source::anon(10));
         assert_eq!(anon, "Source { anon_size: Some(10) }");
+    }
+
+    /// A source whose type or file type field holds a value no constructor writes (C code
+    /// built or overwrote it) gets no answer from any query: an error, after the
+    /// descriptor's own error where libpmem2 asks `fstat` first (`size` and the transfers).
+    #[test]
+    fn fields_no_constructor_writes_get_no_answer() {
+        use crate::codes::{
+            PMEM2_E_INVALID_FILE_HANDLE, PMEM2_E_INVALID_FILE_TYPE,
+            PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED,
+        };
+        use crate::error::Errno;
+        use crate::sys::scripted::ScriptedKernel;
+
+        let kernel = ScriptedKernel::regular_file().with_data(&[7; 64]);
+        let made = Source::from_fd_with(&kernel, 3).expect("a regular file");
+        let every_query = |src: &Source, sys: &ScriptedKernel| {
+            let mut buf = [0u8; 8];
+            [
+                src.size_with(sys).map(drop),
+                src.alignment_with(sys).map(drop),
+                src.numa_node_with(sys).map(drop),
+                src.device_id_with(sys, None).map(drop),
+                src.device_usc_with(sys).map(drop),
+                src.pread_mcsafe_with(sys, &mut buf, 0),
+                src.pwrite_mcsafe_with(sys, &buf, 0),
+            ]
+        };
+
+        for raw in [0, 4, 0xdead_beef] {
+            let src = Source { kind: raw, ..made };
+            assert_eq!(src.kind(), SourceKind::Unrecognized);
+            assert_eq!(src.fd(), Err(Error::FileDescriptorNotSet));
+            assert_eq!((src.anon_size(), src.file_type()), (None, None));
+            for answer in every_query(&src, &kernel) {
+                let err = answer.expect_err("an unrecognized type answered");
+                assert_eq!(err, Error::UnrecognizedSourceType { raw });
+                assert_eq!(err.code(), PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED);
+            }
+            assert!(std::format!("{src:?}").contains(&std::format!("kind: {raw}")));
+        }
+
+        let closed = ScriptedKernel::regular_file().with_fstat(Err(Errno::EBADF));
+        for raw in [0, 3, 0x7f7f_7f7f] {
+            let src = Source {
+                file_type: raw,
+                ..made
+            };
+            assert_eq!((src.kind(), src.fd()), (SourceKind::Fd, Ok(3)));
+            for answer in every_query(&src, &kernel) {
+                let err = answer.expect_err("an unrecognized file type answered");
+                assert_eq!(err, Error::UnrecognizedFileType { raw });
+                assert_eq!(err.code(), PMEM2_E_INVALID_FILE_TYPE);
+            }
+            let [size, .., read, write] = every_query(&src, &closed);
+            for answer in [size, read, write] {
+                let err = answer.expect_err("a closed descriptor answered");
+                assert_eq!(err.code(), PMEM2_E_INVALID_FILE_HANDLE);
+                assert_eq!(err.to_string(), "fstat: Bad file descriptor");
+            }
+        }
     }
 }

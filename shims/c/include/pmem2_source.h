@@ -5,8 +5,15 @@
  * The prototypes and error codes are libpmem2's, so code written against <libpmem2.h> for
  * these functions compiles and runs unchanged. Differences from libpmem2, all on paths where
  * libpmem2 crashes or stays silent:
- *  - NULL pointer arguments return -EINVAL with a message instead of crashing;
+ *  - a NULL pointer argument that libpmem2 would dereference returns -EINVAL with a message
+ *    instead of crashing; where libpmem2 returns an error before it would write through a
+ *    NULL out-parameter (an anonymous source's NUMA node, device id or unsafe shutdown
+ *    count, a file without NVDIMMs), that error is returned, in libpmem2's order;
  *    pmem2_source_delete(NULL) and pmem2_source_delete(&null_source) return 0;
+ *  - a source whose type or file type field holds a value no constructor writes (a struct
+ *    built or overwritten by hand) gets no answer: PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED or
+ *    PMEM2_E_INVALID_FILE_TYPE (libpmem2 aborts, or takes it for a descriptor); size and the
+ *    transfers still report a descriptor fstat refuses first, as libpmem2 does;
  *  - every failure sets the calling thread's pmem2_errormsg(); success leaves it unchanged;
  *  - descriptors opened with O_PATH, or with access mode 3, are rejected by
  *    pmem2_source_from_fd with PMEM2_E_INVALID_FILE_HANDLE;
@@ -108,7 +115,8 @@ int pmem2_source_from_fd(struct pmem2_source **src, int fd);
 int pmem2_source_from_handle(struct pmem2_source **src, HANDLE handle);
 
 /* Stores the source's handle in *h. PMEM2_E_FILE_HANDLE_NOT_SET for an anonymous source
- * (*h untouched); -EINVAL if src or h is NULL. */
+ * (*h untouched, also when h is NULL); -EINVAL if src is NULL, or h is NULL for a handle
+ * source. */
 int pmem2_source_get_handle(const struct pmem2_source *src, HANDLE *h);
 #endif
 
@@ -118,7 +126,8 @@ int pmem2_source_from_anon(struct pmem2_source **src, size_t size);
 
 #ifndef _WIN32
 /* Stores the source's descriptor in *fd. PMEM2_E_FILE_DESCRIPTOR_NOT_SET for an anonymous
- * source (*fd untouched); -EINVAL if src or fd is NULL. Not on Windows (libpmem2 has
+ * source (*fd untouched, also when fd is NULL); -EINVAL if src is NULL, or fd is NULL for
+ * a descriptor source. Not on Windows (libpmem2 has
  * pmem2_source_get_handle there). */
 int pmem2_source_get_fd(const struct pmem2_source *src, int *fd);
 #endif
@@ -131,7 +140,8 @@ int pmem2_source_delete(struct pmem2_source **src);
  * Stores the source's size in bytes in *size: anonymous, the size given; a regular file, its
  * current st_size; a Device DAX, its sysfs size. Returns 0, PMEM2_E_INVALID_FILE_HANDLE (the
  * descriptor was closed, or now refers to another file), PMEM2_E_INVALID_SIZE_FORMAT,
- * -errno, or -EINVAL if src or size is NULL. *size is written only on success.
+ * -errno, or -EINVAL if src is NULL, or size is NULL and there is a size to store. *size is
+ * written only on success.
  */
 int pmem2_source_size(const struct pmem2_source *src, size_t *size);
 
@@ -139,14 +149,16 @@ int pmem2_source_size(const struct pmem2_source *src, size_t *size);
  * Stores the alignment a mapping of the source needs in *alignment: the page size, or a
  * Device DAX's alignment (sysfs align, or dax_region/align). Returns 0,
  * PMEM2_E_INVALID_ALIGNMENT_FORMAT, PMEM2_E_INVALID_ALIGNMENT_VALUE (not a power of two),
- * -errno, or -EINVAL if src or alignment is NULL.
+ * -errno, or -EINVAL if src is NULL, or alignment is NULL and there is an alignment to store
+ * (checked before the power of two, as libpmem2 stores first).
  */
 int pmem2_source_alignment(const struct pmem2_source *src, size_t *alignment);
 
 /*
  * Stores the NUMA node of the persistent memory behind the source in *numa_node (-1: no
  * affinity reported). PMEM2_E_DAX_REGION_NOT_FOUND when no NVDIMM region or Device DAX backs
- * it; PMEM2_E_NOSUPP for an anonymous source; -EINVAL if src or numa_node is NULL.
+ * it; PMEM2_E_NOSUPP for an anonymous source; -EINVAL if src is NULL, or numa_node is NULL
+ * and there is a node to store.
  */
 int pmem2_source_numa_node(const struct pmem2_source *src, int *numa_node);
 
@@ -154,14 +166,16 @@ int pmem2_source_numa_node(const struct pmem2_source *src, int *numa_node);
  * The ids of the NVDIMMs behind the source, concatenated. With id == NULL, stores the length
  * the id needs (NUL included) in *len; otherwise writes the id and a NUL to id if *len bytes
  * hold them (*len is not changed), else returns PMEM2_E_BUFFER_TOO_SMALL and writes nothing.
- * PMEM2_E_NOSUPP when no NVDIMM backs the source; -EINVAL if src or len is NULL.
+ * PMEM2_E_NOSUPP when no NVDIMM backs the source; -EINVAL if src is NULL, or len is NULL
+ * once the NVDIMMs and their ids are found.
  */
 int pmem2_source_device_id(const struct pmem2_source *src, char *id, size_t *len);
 
 /*
  * Stores the unsafe shutdown count of the NVDIMMs behind the source (their sum) in *usc.
- * PMEM2_E_NOSUPP when no NVDIMM backs the source; -EINVAL if src or usc is NULL. *usc is
- * written only on success.
+ * PMEM2_E_NOSUPP when no NVDIMM backs the source; -EINVAL if src is NULL, or usc is NULL
+ * and the source is not anonymous (libpmem2 zeroes *usc before it looks for NVDIMMs). *usc
+ * is written only on success.
  */
 int pmem2_source_device_usc(const struct pmem2_source *src, uint64_t *usc);
 
@@ -169,7 +183,7 @@ int pmem2_source_device_usc(const struct pmem2_source *src, uint64_t *usc);
  * Reads size bytes at offset from the source into buf, reporting a bad block as
  * PMEM2_E_IO_FAIL instead of crashing. PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED for an anonymous
  * source; PMEM2_E_LENGTH_OUT_OF_RANGE if the range is not within the source; -errno;
- * -EINVAL if src is NULL, or buf is NULL and size is not 0.
+ * -EINVAL if src is NULL, or buf is NULL, size is not 0 and the range is within the source.
  */
 int pmem2_source_pread_mcsafe(struct pmem2_source *src, void *buf, size_t size,
 	size_t offset);

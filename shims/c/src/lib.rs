@@ -196,9 +196,10 @@ fn non_null<T>(
     NonNull::new(ptr).ok_or(Failure::NullArgument { function, argument })
 }
 
-/// A query of `function`: `src`, then `out` (named `argument`) are checked for NULL, `ask`
-/// answers, and the answer is stored in `*out` only on success (never read, so it may be
-/// uninitialised).
+/// A query of `function`: `src` is checked for NULL, `ask` answers, and the answer is stored
+/// in `*out` (never read, so it may be uninitialised). `out` is checked for NULL only then,
+/// where libpmem2 writes through it: every error libpmem2 returns before that is returned
+/// here too, and `-EINVAL` only where libpmem2 would write through NULL.
 ///
 /// # Safety
 /// `src` is NULL or a live source from this library; `out` is NULL or valid for writes of a
@@ -213,8 +214,8 @@ unsafe fn answer<T>(
     call(function, || {
         // SAFETY: NULL or a live source (caller's guarantee).
         let source = unsafe { live_source(function, src) }?;
-        let out = non_null(function, argument, out)?;
         let value = ask(source)?;
+        let out = non_null(function, argument, out)?;
         // SAFETY: not NULL, so valid for writes of a T (caller's guarantee).
         unsafe { out.as_ptr().write(value) };
         Ok(())
@@ -235,8 +236,9 @@ fn to_size_t(function: &'static str, what: &'static str, value: u64) -> Result<u
 const _: () = assert!(usize::BITS <= u64::BITS);
 
 /// Where the caller's `buf` of `size` bytes starts, for a transfer in `direction` at `offset`:
-/// `None` for an empty transfer (then `buf` may be NULL). NULL with `size > 0` is
-/// [`Failure::NullBuffer`]; more than `isize::MAX` bytes cannot be a slice, see [`oversized`].
+/// `None` for an empty transfer (then `buf` may be NULL). A NULL `buf` with `size > 0`, or more
+/// than `isize::MAX` bytes (no slice can describe them), gets the checks that need no buffer
+/// first ([`without_buffer`]).
 fn transfer_buffer(
     function: &'static str,
     source: &Source,
@@ -248,24 +250,28 @@ fn transfer_buffer(
     if size == 0 {
         return Ok(None);
     }
-    let start = NonNull::new(buf.cast::<u8>()).ok_or(Failure::NullBuffer { function, size })?;
+    let Some(start) = NonNull::new(buf.cast::<u8>()) else {
+        let null = Failure::NullBuffer { function, size };
+        return Err(without_buffer(source, direction, size, offset, null));
+    };
     if isize::try_from(size).is_err() {
-        return Err(oversized(function, source, direction, size, offset));
+        let too_large = Failure::BufferTooLarge { function, size };
+        return Err(without_buffer(source, direction, size, offset, too_large));
     }
     Ok(Some(start))
 }
 
-/// The answer to a transfer of more than `isize::MAX` bytes, which no C object has and no
-/// slice can describe. The core's checks that need no buffer, in its order: an anonymous
-/// source is not supported, the size of the source (its errors included), and the range —
-/// which lies beyond the end of every source no larger than `isize::MAX` bytes, as libpmem2
-/// also answers. Within an (absurdly large) source: [`Failure::BufferTooLarge`].
-fn oversized(
-    function: &'static str,
+/// The answer to a transfer that cannot be made with the caller's buffer (NULL, or more than
+/// `isize::MAX` bytes): the core's checks that need no buffer, in its order, which is
+/// libpmem2's (an anonymous source is not supported; the size of the source, its errors
+/// included; the range, beyond which every source no larger than `isize::MAX` bytes ends);
+/// `unusable` only when they all pass, where libpmem2 would copy.
+fn without_buffer(
     source: &Source,
     direction: IoDirection,
     size: usize,
     offset: u64,
+    unusable: Failure,
 ) -> Failure {
     if source.kind() == SourceKind::Anonymous {
         return Error::IoSourceType.into();
@@ -276,7 +282,7 @@ fn oversized(
     };
     let len = size as u64;
     match source_size.checked_sub(offset) {
-        Some(remaining) if len <= remaining => Failure::BufferTooLarge { function, size },
+        Some(remaining) if len <= remaining => unusable,
         _ => Error::OutOfRange {
             direction,
             len,
@@ -406,7 +412,16 @@ pub unsafe extern "C" fn pmem2_source_alignment(
             src,
             "alignment",
             alignment,
-            |source| Ok(source.alignment_with(&StdSyscalls)?),
+            |source| match source.alignment_with(&StdSyscalls) {
+                // libpmem2 stores the alignment before it checks it is a power of two.
+                Err(Error::AlignmentNotPowerOfTwo { .. }) if alignment.is_null() => {
+                    Err(Failure::NullArgument {
+                        function: "pmem2_source_alignment",
+                        argument: "alignment",
+                    })
+                }
+                other => Ok(other?),
+            },
         )
     }
 }
@@ -442,6 +457,11 @@ pub unsafe extern "C" fn pmem2_source_device_usc(src: *const Source, usc: *mut u
     // SAFETY: the pointers are passed on under the caller's guarantee, which is `answer`'s.
     unsafe {
         answer("pmem2_source_device_usc", src, "usc", usc, |source| {
+            // libpmem2 zeroes `*usc` right after refusing an anonymous source, before it
+            // looks for the NVDIMMs.
+            if source.kind() != SourceKind::Anonymous {
+                non_null("pmem2_source_device_usc", "usc", usc)?;
+            }
             Ok(source.device_usc_with(&StdSyscalls)?)
         })
     }
@@ -465,7 +485,15 @@ pub unsafe extern "C" fn pmem2_source_device_id(
     call(FUNCTION, || {
         // SAFETY: NULL or a live source (caller's guarantee).
         let source = unsafe { live_source(FUNCTION, src) }?;
-        let len = non_null(FUNCTION, "len", len)?;
+        let Some(len) = NonNull::new(len) else {
+            // libpmem2 reads or writes `*len` only once it has found the NVDIMMs and their
+            // ids: its errors come first.
+            source.device_id_with(&StdSyscalls, None)?;
+            return Err(Failure::NullArgument {
+                function: FUNCTION,
+                argument: "len",
+            });
+        };
         let Some(id) = NonNull::new(id.cast::<u8>()) else {
             let needed = source.device_id_with(&StdSyscalls, None)?;
             // SAFETY: not NULL, so valid for writes (caller's guarantee).
@@ -629,6 +657,7 @@ mod tests {
     use std::ffi::CStr;
 
     use super::*;
+    use pmem2_source::Unsupported;
 
     fn last_message() -> String {
         // SAFETY: pmem2_errormsg returns a NUL-terminated string owned by this thread.
@@ -680,10 +709,6 @@ mod tests {
             last_message(),
             "File descriptor is not set, source type does not support fd"
         );
-        // SAFETY: `src` is live; NULL `fd` is allowed.
-        let code = unsafe { pmem2_source_get_fd(src, null_mut()) };
-        assert_eq!(code, -libc::EINVAL);
-        assert_eq!(last_message(), "pmem2_source_get_fd: fd must not be NULL");
         // SAFETY: `src` is live, then NULL.
         assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
         assert!(src.is_null());
@@ -824,56 +849,145 @@ mod tests {
         assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
     }
 
+    /// A NULL out-parameter or buffer is `-EINVAL` only where libpmem2 would write through
+    /// it (or copy into or from it); the errors libpmem2 returns before that come first.
     #[test]
-    fn null_query_arguments_are_einval_and_leave_out_parameters_alone() {
-        let (_file, mut src) = file_source("nulls");
-        let einval = |code: c_int, message: &str| {
-            assert_eq!((code, last_message()), (-libc::EINVAL, message.to_string()));
+    fn null_out_parameters_are_einval_only_where_libpmem2_would_use_them() {
+        let (_file, file) = file_source("nulls");
+        let mut anon = null_mut();
+        // SAFETY: `anon` is a valid out-pointer.
+        assert_eq!(unsafe { pmem2_source_from_anon(&mut anon, 8) }, 0);
+        let gives = |case: &str, code: c_int, expected: (c_int, String)| {
+            assert_eq!((code, last_message()), expected, "{case}");
         };
-        // SAFETY: NULL is allowed for every pointer argument (here and below).
-        let code = unsafe { pmem2_source_size(std::ptr::null(), &mut 0) };
-        einval(code, "pmem2_source_size: src must not be NULL");
-        // SAFETY: as above.
-        let code = unsafe { pmem2_source_size(src, null_mut()) };
-        einval(code, "pmem2_source_size: size must not be NULL");
-        // SAFETY: as above.
-        let code = unsafe { pmem2_source_alignment(src, null_mut()) };
-        einval(code, "pmem2_source_alignment: alignment must not be NULL");
-        // SAFETY: as above.
-        let code = unsafe { pmem2_source_numa_node(src, null_mut()) };
-        einval(code, "pmem2_source_numa_node: numa_node must not be NULL");
-        // SAFETY: as above.
-        let code = unsafe { pmem2_source_device_id(src, null_mut(), null_mut()) };
-        einval(code, "pmem2_source_device_id: len must not be NULL");
-        // SAFETY: as above.
-        let code = unsafe { pmem2_source_device_usc(src, null_mut()) };
-        einval(code, "pmem2_source_device_usc: usc must not be NULL");
-        // SAFETY: as above.
-        let code = unsafe { pmem2_source_pwrite_mcsafe(src, null_mut(), 3, 0) };
-        einval(
+        let einval = |text: &str| (-libc::EINVAL, text.to_string());
+        let error = |err: Error| (err.code(), err.to_string());
+        let nosupp = |what| error(Error::NotSupported(what));
+        let mut id = [0 as c_char; 4];
+        let id = id.as_mut_ptr();
+        let beyond = Error::OutOfRange {
+            direction: IoDirection::Read,
+            len: 3,
+            offset: 4,
+            source_size: 5,
+        };
+        // Every call below passes NULL, which is allowed for every pointer argument, live
+        // sources (`file`, `anon`), and sizes > 0 only with NULL buffers, which are never used
+        // to touch memory. On a regular file on no NVDIMM, the answer is what libpmem2 gives
+        // before it would write through NULL.
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_size(file, null_mut()) };
+        gives(
+            "file size",
             code,
-            "pmem2_source_pwrite_mcsafe: buf must not be NULL when size is 3",
+            einval("pmem2_source_size: size must not be NULL"),
         );
-        // SAFETY: NULL `src` is allowed.
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_size(anon, null_mut()) };
+        gives(
+            "anon size",
+            code,
+            einval("pmem2_source_size: size must not be NULL"),
+        );
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_alignment(file, null_mut()) };
+        gives(
+            "file alignment",
+            code,
+            einval("pmem2_source_alignment: alignment must not be NULL"),
+        );
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_alignment(anon, null_mut()) };
+        gives(
+            "anon alignment",
+            code,
+            einval("pmem2_source_alignment: alignment must not be NULL"),
+        );
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_get_fd(file, null_mut()) };
+        gives(
+            "file fd",
+            code,
+            einval("pmem2_source_get_fd: fd must not be NULL"),
+        );
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_get_fd(anon, null_mut()) };
+        gives("anon fd", code, error(Error::FileDescriptorNotSet));
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_numa_node(file, null_mut()) };
+        gives("file numa", code, error(Error::RegionNotFound));
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_numa_node(anon, null_mut()) };
+        gives("anon numa", code, nosupp(Unsupported::AnonymousNumaNode));
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_device_id(file, null_mut(), null_mut()) };
+        gives("file id", code, nosupp(Unsupported::NoDeviceId));
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_device_id(file, id, null_mut()) };
+        gives(
+            "file id into a buffer",
+            code,
+            nosupp(Unsupported::NoDeviceId),
+        );
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_device_id(anon, null_mut(), null_mut()) };
+        gives("anon id", code, nosupp(Unsupported::AnonymousDeviceId));
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_device_usc(file, null_mut()) };
+        gives(
+            "file usc (libpmem2 zeroes *usc before it looks for NVDIMMs)",
+            code,
+            einval("pmem2_source_device_usc: usc must not be NULL"),
+        );
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_device_usc(anon, null_mut()) };
+        gives("anon usc", code, nosupp(Unsupported::AnonymousUsc));
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_pwrite_mcsafe(file, null_mut(), 3, 0) };
+        gives(
+            "file pwrite within the file",
+            code,
+            einval("pmem2_source_pwrite_mcsafe: buf must not be NULL when size is 3"),
+        );
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_pread_mcsafe(file, null_mut(), 3, 4) };
+        gives("file pread beyond its end", code, error(beyond));
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_pread_mcsafe(anon, null_mut(), 3, 0) };
+        gives("anon pread", code, error(Error::IoSourceType));
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_size(std::ptr::null(), &mut 0) };
+        gives(
+            "size of NULL",
+            code,
+            einval("pmem2_source_size: src must not be NULL"),
+        );
+        // SAFETY: see above.
         let code = unsafe { pmem2_source_pread_mcsafe(null_mut(), null_mut(), 0, 0) };
-        einval(code, "pmem2_source_pread_mcsafe: src must not be NULL");
-        // SAFETY: size 0 with a NULL buffer is allowed.
-        let code = unsafe { pmem2_source_pread_mcsafe(src, null_mut(), 0, 5) };
+        gives(
+            "pread of NULL",
+            code,
+            einval("pmem2_source_pread_mcsafe: src must not be NULL"),
+        );
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_pread_mcsafe(file, null_mut(), 0, 5) };
         assert_eq!(code, 0, "pread of 0 bytes at the end into NULL");
-        // SAFETY: as above.
-        let code = unsafe { pmem2_source_pwrite_mcsafe(src, null_mut(), 0, 0) };
+        // SAFETY: see above.
+        let code = unsafe { pmem2_source_pwrite_mcsafe(file, null_mut(), 0, 0) };
         assert_eq!(code, 0, "pwrite of 0 bytes from NULL");
 
         let mut usc = 7u64;
-        // SAFETY: `src` is live, `usc` valid.
-        let code = unsafe { pmem2_source_device_usc(src, &mut usc) };
+        // SAFETY: `file` is live, `usc` valid.
+        let code = unsafe { pmem2_source_device_usc(file, &mut usc) };
         assert_eq!(
             (code, usc),
             (codes::PMEM2_E_NOSUPP, 7),
             "untouched on failure"
         );
-        // SAFETY: `src` is live and given up here.
-        assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
+        for mut src in [file, anon] {
+            // SAFETY: the sources are live and given up here.
+            assert_eq!(unsafe { pmem2_source_delete(&mut src) }, 0);
+        }
     }
 
     /// More than isize::MAX bytes cannot be a slice: the answer the core would give, without

@@ -26,8 +26,8 @@ use std::path::Path;
 
 use common::{TempDir, memfd, must_open, surely_closed_fd};
 use compare::queries::{
-    Case, Direction, Expect, ID_CAPACITY, Origin, Query, Row, Value, bytes, contents, fails,
-    id_untouched, number, ok, pread, pwrite, run_cases, unread, untouched, without_nvdimm,
+    Case, Direction, Expect, ID_CAPACITY, NullOut, Origin, Query, Row, Value, bytes, contents,
+    fails, id_untouched, number, ok, pread, pwrite, run_cases, unread, untouched, without_nvdimm,
 };
 use compare::{Workbench, garbage, ours, reference_or_skip};
 use pmem2_source::codes::{
@@ -554,6 +554,23 @@ fn queries_on_anonymous_sources() {
             ),
             ("pread of 1 at 0", pread(1, 0), no_io(unread(1))),
             ("pwrite of 1 at 0", pwrite(b"A", 0), no_io(Value::Nothing)),
+            // libpmem2 refuses an anonymous source before it would store an answer, so a
+            // NULL out-parameter is no error yet.
+            (
+                "numa_node into NULL",
+                Query::NullOut(NullOut::NumaNode),
+                not_supported(ANON_NUMA, Value::Nothing),
+            ),
+            (
+                "device_id length into NULL",
+                Query::NullOut(NullOut::DeviceIdLength),
+                not_supported(ANON_ID, Value::Nothing),
+            ),
+            (
+                "device_usc into NULL",
+                Query::NullOut(NullOut::DeviceUsc),
+                not_supported(ANON_USC, Value::Nothing),
+            ),
         ];
         for (name, query, expect) in rows {
             let name = format!("anonymous {size}: {name}");
@@ -666,4 +683,43 @@ fn mcsafe_round_trip_through_a_mapping() {
         bytes(mapping.bytes()),
         "the file is the mapping"
     );
+}
+
+/// A source built by hand in C, as PMDK's `pmem2_perror` test builds one: type FD, descriptor
+/// -1, the file type left uninitialised. libpmem2 asks `fstat` before it looks at the file
+/// type, so both libraries report the descriptor; neither answers a size. (With an open
+/// descriptor libpmem2 would abort on the unknown file type: not asked here.)
+#[test]
+fn a_hand_built_source_with_a_closed_descriptor_gets_the_fstat_error() {
+    let Some(reference) = reference_or_skip("a_hand_built_source") else {
+        return;
+    };
+    const FD_SOURCE: u64 = 2;
+    let mut hand_built = [0xa5a5_a5a5_a5a5_a5a5u64; 8];
+    hand_built[0] = FD_SOURCE;
+    hand_built[2] = u64::from((-1i32) as u32) | 0xa5a5_a5a5_0000_0000;
+    let src = hand_built.as_mut_ptr().cast();
+    let answers = [reference, ours()].map(|api| {
+        compare::provoke_known_message(api);
+        let mut size = 7usize;
+        let mut buf = [0u8; 4];
+        // SAFETY: `src` points to 64 bytes laid out as a source of either library (type at 0,
+        // file type at 8, fd at 16); `size` is valid for writes.
+        let size_code = unsafe { (api.size)(src, &mut size) };
+        // SAFETY: as above; `buf` is valid for writes of its length.
+        let read_code = unsafe { (api.pread_mcsafe)(src, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        (
+            size_code,
+            size,
+            read_code,
+            compare::message_since_provoked(api),
+        )
+    });
+    let expected = (
+        PMEM2_E_INVALID_FILE_HANDLE,
+        7,
+        PMEM2_E_INVALID_FILE_HANDLE,
+        compare::Message::Set(FSTAT_CLOSED.into()),
+    );
+    assert_eq!(answers, [expected.clone(), expected]);
 }

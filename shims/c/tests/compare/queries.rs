@@ -131,12 +131,26 @@ pub enum Query {
         data: Vec<u8>,
         offset: usize,
     },
+    /// A query with a NULL out-parameter, where libpmem2 returns an error before it would
+    /// write through it (elsewhere it crashes).
+    NullOut(NullOut),
     /// `pread_mcsafe`/`pwrite_mcsafe` with `buf == NULL`.
     Null {
         direction: Direction,
         len: usize,
         offset: usize,
     },
+}
+
+/// Which query [`Query::NullOut`] makes.
+#[derive(Clone, Copy, Debug)]
+pub enum NullOut {
+    /// `numa_node(src, NULL)`.
+    NumaNode,
+    /// `device_id(src, NULL, NULL)`.
+    DeviceIdLength,
+    /// `device_usc(src, NULL)`.
+    DeviceUsc,
 }
 
 /// `pread_mcsafe` of `len` bytes at `offset` into a buffer of `len` bytes.
@@ -235,6 +249,20 @@ impl Query {
                     Origin::Anon(_) => Value::Nothing,
                 };
                 (code, value)
+            }
+            Query::NullOut(which) => {
+                let null: *mut std::ffi::c_char = std::ptr::null_mut();
+                // `src` is a live source of `api`; the cases are those where both libraries
+                // return before they would write through the NULL out-parameter.
+                let code = match which {
+                    // SAFETY: as said above.
+                    NullOut::NumaNode => unsafe { (api.numa_node)(src, null.cast()) },
+                    // SAFETY: as said above.
+                    NullOut::DeviceIdLength => unsafe { (api.device_id)(src, null, null.cast()) },
+                    // SAFETY: as said above.
+                    NullOut::DeviceUsc => unsafe { (api.device_usc)(src, null.cast()) },
+                };
+                (code, Value::Nothing)
             }
             Query::Null {
                 direction,
@@ -376,6 +404,25 @@ pub fn without_nvdimm() -> Vec<Row> {
                 ours: fails(PMEM2_E_NOSUPP, NO_USC, untouched()),
                 reference: fails(PMEM2_E_NOSUPP, NO_USC, number(0)),
                 why: WHY_USC_ZEROED,
+            },
+        ),
+        // Both libraries fail before they would store the answer, so NULL is no error yet.
+        (
+            "numa_node into NULL",
+            Query::NullOut(NullOut::NumaNode),
+            Expect::Same(fails(
+                PMEM2_E_DAX_REGION_NOT_FOUND,
+                UNKNOWN_REGION,
+                Value::Nothing,
+            )),
+        ),
+        (
+            "device_id length into NULL",
+            Query::NullOut(NullOut::DeviceIdLength),
+            Expect::Diverges {
+                ours: fails(PMEM2_E_NOSUPP, NO_DEVICE_ID, Value::Nothing),
+                reference: fails_silently(PMEM2_E_NOSUPP, Value::Nothing),
+                why: WHY_ID_SILENT,
             },
         ),
     ]
