@@ -204,7 +204,12 @@ int pmem2_source_pwrite_mcsafe(struct pmem2_source *src, void *buf, size_t size,
  * Calls from pthread key destructors work: the buffer lasts through the first round of key
  * destructors in which the library's own runs, and is freed in the next; a call after that
  * returns a fixed message saying the text was freed (the pointer returned earlier is then no
- * longer valid). Once a thread has asked, the library stays loaded (dlclose leaves it). */
+ * longer valid). Once a thread has asked, the library stays loaded (dlclose leaves it).
+ * When this library is loaded ahead of libpmem2 in one process (LD_PRELOAD, or linked
+ * first), it hides libpmem2's pmem2_errormsg and pmem2_perror: then the message is that of
+ * whichever library failed last on the thread (libpmem2's mapping functions included),
+ * told by a change of libpmem2's text since ours last failed; a pointer kept from an earlier
+ * call shows only this library's failures. */
 const char *pmem2_errormsg(void);
 
 /* Prints "<format, printf-style>: <pmem2_errormsg()>\n" to stderr. */

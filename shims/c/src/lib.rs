@@ -23,6 +23,7 @@
 //! promises every function is sound, and NULL is always handled.
 
 mod allocator;
+mod hidden;
 mod message;
 #[cfg(windows)]
 mod windows;

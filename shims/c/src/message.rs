@@ -56,7 +56,7 @@ use std::ptr::NonNull;
 use pmem2_source::sysfs::SysfsText;
 use pmem2_source::{DeviceNumber, Errno, Error};
 
-use crate::Failure;
+use crate::{Failure, hidden};
 
 /// Bytes per message, NUL included; longer messages are cut.
 pub(crate) const CAPACITY: usize = 1024;
@@ -95,6 +95,9 @@ struct LastMessage {
     text: Option<NonNull<Text>>,
     /// How many times [`release_text`] has run on this thread (it runs only as it exits).
     releases: u8,
+    /// The fingerprint of the hidden libpmem2's message when ours last failed on this thread
+    /// (`crate::hidden`); `None` without a hidden libpmem2 or a failure of ours.
+    hidden_at_failure: Option<u64>,
 }
 
 /// The thread-local's type: it must need no drop, because a thread-local with a destructor is
@@ -210,6 +213,7 @@ thread_local! {
             unwritten: Unwritten::Nothing,
             text: None,
             releases: 0,
+            hidden_at_failure: None,
         }))
     };
 }
@@ -227,24 +231,30 @@ fn update(update: impl FnOnce(&mut LastMessage)) {
 
 /// Makes `failure` the calling thread's last message.
 pub(crate) fn record(failure: Failure) {
-    update(|last| match last.text {
-        // SAFETY: the thread's own live text buffer (see `LastMessage::text`); no other
-        // reference to it exists while the thread-local is borrowed.
-        Some(mut text) => write(unsafe { text.as_mut() }, &failure),
-        None => last.unwritten = Unwritten::Other(failure),
+    update(|last| {
+        last.hidden_at_failure = hidden::fingerprint();
+        match last.text {
+            // SAFETY: the thread's own live text buffer (see `LastMessage::text`); no other
+            // reference to it exists while the thread-local is borrowed.
+            Some(mut text) => write(unsafe { text.as_mut() }, &failure),
+            None => last.unwritten = Unwritten::Other(failure),
+        }
     });
 }
 
 /// [`record`] for an error of the core, read where the core put it (see `fail_core`): the
 /// common failures of `from_fd` as a [`Brief`], the others by [`keep_not_brief`].
 pub(crate) fn record_core(err: &Error) {
-    update(|last| match last.text {
-        // SAFETY: as in `record`.
-        Some(mut text) => write_core(unsafe { text.as_mut() }, err),
-        None => match Brief::of(err) {
-            Some(brief) => last.unwritten = Unwritten::Brief(brief),
-            None => keep_not_brief(&mut last.unwritten, err),
-        },
+    update(|last| {
+        last.hidden_at_failure = hidden::fingerprint();
+        match last.text {
+            // SAFETY: as in `record`.
+            Some(mut text) => write_core(unsafe { text.as_mut() }, err),
+            None => match Brief::of(err) {
+                Some(brief) => last.unwritten = Unwritten::Brief(brief),
+                None => keep_not_brief(&mut last.unwritten, err),
+            },
+        }
     });
 }
 
@@ -265,6 +275,8 @@ fn keep_not_brief(unwritten: &mut Unwritten, err: &Error) {
 
 /// The calling thread's message as a C string ("" before the first failure), its text written
 /// first if it was not yet. From here on the thread's failures write their text at once.
+/// When a libpmem2 hidden by this library failed after ours on this thread (or ours never
+/// did), its message instead (`crate::hidden`).
 pub(crate) fn as_ptr() -> *const c_char {
     as_ptr_with(new_text)
 }
@@ -277,6 +289,9 @@ fn as_ptr_with(allocate: fn() -> Option<Box<Text>>) -> *const c_char {
                 return c"".as_ptr();
             };
             let last = &mut *last;
+            if let Some(theirs) = hidden::newer_message(last.hidden_at_failure) {
+                return theirs;
+            }
             let mut text = match last.text {
                 Some(text) => text,
                 None if last.releases >= RELEASE_RUN => return TEXT_FREED.as_ptr(),
