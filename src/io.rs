@@ -57,7 +57,7 @@ impl Source {
     ) -> Result<(), Error> {
         match self.kind() {
             SourceKind::Anonymous => return Err(Error::IoSourceType),
-            SourceKind::Unrecognized => return Err(self.unrecognized_type()),
+            SourceKind::Unrecognized => return Err(self.unrecognized_type().into()),
             SourceKind::Fd | SourceKind::Handle => {}
         }
         let direction = buffer.direction();

@@ -7,7 +7,7 @@
 //! link points to), so no path is ever resolved here.
 
 use crate::error::{Errno, Error, Unsupported};
-use crate::source::{FileType, Source, SourceKind};
+use crate::source::{FileType, Source, SourceKind, Unrecognized};
 use crate::sys::{FileInformation, FileStat, RawHandle, Syscalls};
 use crate::sysfs::{
     ATTRIBUTE_CAPACITY, DeviceNumber, LINK_TARGET_CAPACITY, PathBuffer, SysfsFailure,
@@ -49,8 +49,9 @@ impl Source {
         }
         let fd = match self.kind() {
             SourceKind::Anonymous => return Ok(self.anon_size().unwrap_or_default() as u64),
-            SourceKind::Unrecognized => return Err(self.unrecognized_type()),
-            SourceKind::Fd | SourceKind::Handle => self.fd()?,
+            SourceKind::Unrecognized => return Err(self.unrecognized_type().into()),
+            // (A handle source was answered above.)
+            SourceKind::Fd | SourceKind::Handle => self.fd_value(),
         };
         // The descriptor before the file type, as libpmem2 asks: a closed descriptor in a
         // source with a file type field nobody wrote is still reported as closed.
@@ -147,7 +148,7 @@ impl Source {
                 return Err(Error::NotSupported(Unsupported::AnonymousDeviceId));
             }
             SourceKind::Handle => return Err(Error::NotSupported(Unsupported::HandleDeviceId)),
-            SourceKind::Unrecognized => return Err(self.unrecognized_type()),
+            SourceKind::Unrecognized => return Err(self.unrecognized_type().into()),
             SourceKind::Fd => {}
         }
         let region = self
@@ -194,7 +195,7 @@ impl Source {
         match self.kind() {
             SourceKind::Anonymous => return Err(Error::NotSupported(Unsupported::AnonymousUsc)),
             SourceKind::Handle => return Err(Error::NotSupported(Unsupported::HandleUsc)),
-            SourceKind::Unrecognized => return Err(self.unrecognized_type()),
+            SourceKind::Unrecognized => return Err(self.unrecognized_type().into()),
             SourceKind::Fd => {}
         }
         let region = self
@@ -214,9 +215,9 @@ impl Source {
     /// The fd and file type of an fd source; `None` for an anonymous or handle source. A type
     /// or file type field that no constructor writes is an error: nothing is answered for a
     /// source whose fields are not understood.
-    pub(crate) fn fd_parts(&self) -> Result<Option<(i32, FileType)>, Error> {
+    pub(crate) fn fd_parts(&self) -> Result<Option<(i32, FileType)>, Unrecognized> {
         match self.kind() {
-            SourceKind::Fd => Ok(Some((self.fd()?, self.recognized_file_type()?))),
+            SourceKind::Fd => Ok(Some((self.fd_value(), self.recognized_file_type()?))),
             SourceKind::Unrecognized => Err(self.unrecognized_type()),
             SourceKind::Anonymous | SourceKind::Handle => Ok(None),
         }

@@ -58,6 +58,26 @@ impl fmt::Display for FileType {
     }
 }
 
+/// A field of a source that holds a value no constructor writes: small, so that the queries'
+/// checks return it in registers; it becomes an [`Error`] only when a query fails.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Unrecognized {
+    /// The type field.
+    Type(u32),
+    /// An fd source's file type field.
+    FileType(u32),
+}
+
+impl From<Unrecognized> for Error {
+    #[cold]
+    fn from(field: Unrecognized) -> Error {
+        match field {
+            Unrecognized::Type(raw) => Error::UnrecognizedSourceType { raw },
+            Unrecognized::FileType(raw) => Error::UnrecognizedFileType { raw },
+        }
+    }
+}
+
 /// A data source: anonymous memory, or a validated file descriptor (Linux) or file handle
 /// (Windows) with its file type.
 ///
@@ -283,27 +303,28 @@ impl Source {
         }
     }
 
-    /// The error of a query on a source whose type field is [`SourceKind::Unrecognized`].
-    pub(crate) fn unrecognized_type(&self) -> Error {
-        Error::UnrecognizedSourceType { raw: self.kind }
+    /// What a query on a source whose type field is [`SourceKind::Unrecognized`] fails with.
+    pub(crate) fn unrecognized_type(&self) -> Unrecognized {
+        Unrecognized::Type(self.kind)
     }
 
-    /// The file type of an fd source; [`Error::UnrecognizedFileType`] when its field holds a
-    /// value `from_fd` never writes (a source built or overwritten by hand in C).
-    pub(crate) fn recognized_file_type(&self) -> Result<FileType, Error> {
-        FileType::from_raw(self.file_type).ok_or(Error::UnrecognizedFileType {
-            raw: self.file_type,
-        })
+    /// The file type of an fd source, or that its field holds a value `from_fd` never
+    /// writes (a source built or overwritten by hand in C).
+    pub(crate) fn recognized_file_type(&self) -> Result<FileType, Unrecognized> {
+        FileType::from_raw(self.file_type).ok_or(Unrecognized::FileType(self.file_type))
+    }
+
+    /// The descriptor of an fd source (the first 4 bytes of the union).
+    pub(crate) fn fd_value(&self) -> i32 {
+        let [a, b, c, d, ..] = self.size_or_fd;
+        i32::from_ne_bytes([a, b, c, d])
     }
 
     /// `pmem2_source_get_fd`: the descriptor of an fd source (not duplicated; still owned by
     /// the caller). An anonymous or handle source has none: [`Error::FileDescriptorNotSet`].
     pub fn fd(&self) -> Result<i32, Error> {
         match self.kind() {
-            SourceKind::Fd => {
-                let [a, b, c, d, ..] = self.size_or_fd;
-                Ok(i32::from_ne_bytes([a, b, c, d]))
-            }
+            SourceKind::Fd => Ok(self.fd_value()),
             SourceKind::Anonymous | SourceKind::Handle | SourceKind::Unrecognized => {
                 Err(Error::FileDescriptorNotSet)
             }

@@ -32,7 +32,9 @@ const NONE: usize = 1;
 /// The hidden `pmem2_errormsg`'s address, or one of the two states above.
 static HIDDEN_ERRORMSG: AtomicUsize = AtomicUsize::new(NOT_LOOKED_UP);
 
-/// The hidden library's `pmem2_errormsg`, if there is one.
+/// The hidden library's `pmem2_errormsg`, if there is one. Inlined: every failure of ours
+/// asks.
+#[inline]
 fn errormsg() -> Option<Errormsg> {
     let mut found = HIDDEN_ERRORMSG.load(Ordering::Acquire);
     if found == NOT_LOOKED_UP {
@@ -70,6 +72,7 @@ fn look_up() -> usize {
 
 /// What the hidden library's message for the calling thread is, as a fingerprint: `None`
 /// when there is no hidden library.
+#[inline]
 pub(crate) fn fingerprint() -> Option<u64> {
     let errormsg = errormsg()?;
     // SAFETY: libpmem2's pmem2_errormsg takes nothing and returns the thread's NUL-terminated
@@ -92,6 +95,7 @@ pub(crate) fn newer_message(at_our_failure: Option<u64>) -> Option<*const c_char
 }
 
 /// FNV-1a over the text's bytes and its address (a thread's buffer stays put).
+#[inline(never)]
 fn fingerprint_of(text: *const c_char) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ text as usize as u64;
