@@ -17,6 +17,10 @@
 //! libpmem2 keeps one message buffer per thread and never clears it, so a failure of
 //! libpmem2 shows only as a change of its text: its fingerprint is taken whenever ours fails.
 //! A libpmem2 failure that leaves exactly the text it already held cannot be told from none.
+//! Asking libpmem2 for its message on a thread where it never failed makes it allocate the
+//! thread's 8 KiB message buffer, as its own first failure there would (its key destructor
+//! frees it when the thread exits); libpmem2 aborts the process if that allocation fails, on
+//! its own failure as on ours.
 
 use std::ffi::{CStr, c_char};
 use std::sync::atomic::{AtomicUsize, Ordering};
