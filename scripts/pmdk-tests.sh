@@ -49,15 +49,22 @@ tarball=$(realpath "$tarball")
 (cd "$(dirname "$tarball")" && sha256sum --check --quiet "$(basename "$tarball").sha256") ||
 	die "$tarball does not match $tarball.sha256"
 
-./scripts/apt-install.sh \
-	gcc libc6-dev binutils `# the test programs; nm` \
-	libpmem2-dev `# the reference: Debian's libpmem2 1.12.1, and -lpmem2 to link with` \
-	python3 perl `# RUNTESTS.py, and its "match" script` \
-	valgrind `# the memcheck pass`
+debian_packages=(
+	gcc libc6-dev binutils # the test programs; nm
+	libpmem2-dev           # the reference, Debian's libpmem2 1.12.1: -lpmem2 and its headers
+	python3 perl           # RUNTESTS.py, and its "match" script
+	valgrind               # the memcheck pass
+)
+./scripts/apt-install.sh "${debian_packages[@]}"
 python=/usr/bin/python3 # Debian's, not whatever python3 comes first in PATH
-reference=$(gcc -print-file-name=libpmem2.so.1)
-[ -f "$reference" ] || reference=/usr/lib/x86_64-linux-gnu/libpmem2.so.1
-reference=$(realpath "$reference")
+reference=$(realpath "$(gcc -print-file-name=libpmem2.so.1)")
+# The test programs build libpmem2 1.12.1's structs by hand (its internal source.h, config.h):
+# the installed library must be that release.
+version=$(dpkg-query -W -f='${Version}' libpmem2)
+case "$version" in
+1.12.1-*) ;;
+*) die "the installed libpmem2 is $version, not PMDK 1.12.1's: the test programs would not fit it" ;;
+esac
 
 say "building our library (scripts/build-capi.sh)"
 ./scripts/build-capi.sh --quiet
@@ -151,6 +158,12 @@ if [ "$(cat "$cache/stamp" 2>/dev/null)" != "$key" ]; then
 	mkdir -p "$tree"
 	tar -xzf "$tarball" -C "$tree" --strip-components=1
 	say "building libut, the test programs and the examples against $reference"
+	# The test programs compile with the tarball's headers, the examples with the installed ones:
+	# the same text, or this is not the release the library was built from.
+	if ! diff -r "$tree/src/include/libpmem2" /usr/include/libpmem2 >/dev/null ||
+		! cmp -s "$tree/src/include/libpmem2.h" /usr/include/libpmem2.h; then
+		die "the installed libpmem2 headers differ from PMDK 1.12.1's src/include"
+	fi
 	build
 	echo "$key" >"$cache/stamp"
 else
@@ -229,7 +242,8 @@ runtests() {
 		shift
 	done
 	shift
-	say "RUNTESTS.py, mode $mode: ${options[*]} $*"
+	local started=$SECONDS
+	say "RUNTESTS.py, mode $mode: ${options[*]}${options[*]:+ }$*"
 	: >"$results/$mode.log"
 	run() {
 		rm -rf "$scratch/fs"
@@ -251,6 +265,7 @@ runtests() {
 	fi
 	grep -Eq ': .*(PASS|FAILED|SKIP)' "$results/$mode.log" ||
 		die "RUNTESTS.py ran nothing in mode $mode: $(tail -5 "$results/$mode.log")"
+	say "mode $mode took $((SECONDS - started)) s"
 }
 
 runtests a -- -- "${groups[@]}"
@@ -288,6 +303,7 @@ run_example_case() { # mode, case name, input kind, program, arguments...
 	echo "$status" >"$results/examples/$mode/$name.status"
 }
 
+started=$SECONDS
 example_modes=(a b)
 mkdir -p "$results/examples/a" "$results/examples/b" "$results/examples/c"
 while read -r name input program arguments; do
@@ -301,10 +317,12 @@ while read -r name input program arguments; do
 		run_example_case "$mode" "$name" "$input" "$program" ${args[@]+"${args[@]}"}
 	done
 done <tests/pmdk/example-cases.txt
+say "the example cases took $((SECONDS - started)) s"
 
 # ---- the verdicts, compared ------------------------------------------------------------------
 say "ran in $SECONDS s; logs in ${results#"$root"/}"
 "$python" tests/pmdk/report.py --results "$results" \
 	--differences tests/pmdk/differences.txt --not-run tests/pmdk/not-run.txt \
 	--mode-c-groups "${mode_c_groups[*]}" --memcheck-groups "${memcheck_groups[*]}" \
-	--mode-c-examples "${mode_c_examples[*]}" --examples-cases tests/pmdk/example-cases.txt
+	--mode-c-examples "${mode_c_examples[*]}" --examples-cases tests/pmdk/example-cases.txt \
+	--tests-dir "$tree/src/test" --groups "${groups[*]}"

@@ -118,6 +118,32 @@ def parse_log(path):
     return verdicts, {key: evidence(lines) for key, lines in blocks.items()}
 
 
+def windows_only_tests(tests_dir, group):
+    """The TESTn classes of a group's TESTS.py decorated @t.windows_only: RUNTESTS.py
+    disables them on Linux without a word."""
+    found = set()
+    decorators = []
+    with open(os.path.join(tests_dir, group, 'TESTS.py')) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith('@'):
+                decorators.append(line)
+                continue
+            m = re.match(r'class (TEST\d+)\(', line)
+            if m and any('windows_only' in d for d in decorators):
+                found.add('{}/{}'.format(group, m.group(1)))
+            if line:
+                decorators = []
+    return found
+
+
+def all_tests(tests_dir, group):
+    """Every TESTn class of a group's TESTS.py (commented-out ones are not)."""
+    with open(os.path.join(tests_dir, group, 'TESTS.py')) as f:
+        return {'{}/{}'.format(group, m.group(1))
+                for m in re.finditer(r'^class (TEST\d+)\(', f.read(), re.M)}
+
+
 def test_order(test):
     group, _, number = test.partition('/TEST')
     return (group, int(number) if number.isdigit() else -1)
@@ -145,6 +171,8 @@ def main():
     parser.add_argument('--memcheck-groups', default='')
     parser.add_argument('--mode-c-examples', default='')
     parser.add_argument('--examples-cases', required=True)
+    parser.add_argument('--tests-dir', required=True, help="PMDK's src/test")
+    parser.add_argument('--groups', required=True, help='the groups run in mode a')
     args = parser.parse_args()
 
     mode_c_groups = set(args.mode_c_groups.split())
@@ -233,6 +261,18 @@ def main():
 
     for test, reason in not_run.items():
         rows.append((test, '-', '-', '-', '-', 'not run: ' + reason))
+
+    # Every test of the groups must have run in mode a, or be accounted for.
+    seen = {t for t, _ in reference} | set(not_run)
+    for group in args.groups.split():
+        windows_only = windows_only_tests(args.tests_dir, group)
+        for test in sorted(all_tests(args.tests_dir, group) - seen, key=test_order):
+            if test in windows_only:
+                rows.append((test, '-', '-', '-', '-', 'not run: Windows only (@t.windows_only)'))
+            else:
+                problems.append((test, 'did not run with libpmem2 alone (mode a), and '
+                                 '{} does not say why'.format(args.not_run)))
+                failed += 1
     rows.sort(key=lambda row: test_order(row[0]))
 
     # The example programs.
