@@ -63,7 +63,7 @@ reference=$(realpath "$(gcc -print-file-name=libpmem2.so.1)")
 version=$(dpkg-query -W -f='${Version}' libpmem2)
 case "$version" in
 1.12.1-*) ;;
-*) die "the installed libpmem2 is $version, not PMDK 1.12.1's: the test programs would not fit it" ;;
+*) die "the installed libpmem2 is $version, not 1.12.1: the test programs would not fit it" ;;
 esac
 
 say "building our library (scripts/build-capi.sh)"
@@ -81,8 +81,8 @@ cache=$root/target/pmdk
 tree=$cache/pmdk-1.12.1
 results=$cache/results
 scratch=$cache/scratch
-key=$(cat "$tarball.sha256" scripts/pmdk-tests.sh tests/pmdk/shim/*.c tests/pmdk/*.c tests/pmdk/*.txt tests/pmdk/*.py |
-	sha256sum | cut -d' ' -f1)
+key=$(cat "$tarball.sha256" scripts/pmdk-tests.sh tests/pmdk/shim/*.c tests/pmdk/*.c \
+	tests/pmdk/*.txt tests/pmdk/*.py | sha256sum | cut -d' ' -f1)
 
 # ---- unpack and build (skipped when the stamp says it was done for the same inputs) --------
 build() {
