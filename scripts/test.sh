@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: formatting, lints (host, no_std and aarch64), all tests, the
-# benches once (untimed), a real Device DAX in a VM, the Windows build under Wine, Miri,
-# coverage, bounded fuzzing, the no_std and cross builds, and the docs. Installs what it
-# needs first (scripts/setup.sh and each step's own script).
+# Every check, as CI runs it: formatting, lints (host, no_std and aarch64), all tests, PMDK's
+# own unit tests and examples against ours (scripts/pmdk-tests.sh), the benches once
+# (untimed), a real Device DAX in a VM, the Windows build under Wine, Miri, coverage, bounded
+# fuzzing, the no_std and cross builds, and the docs. Installs what it needs first
+# (scripts/setup.sh and each step's own script).
 # Run as root: some tests make private mount namespaces. With CI=true nothing may be skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,9 @@ step "cargo clippy (minimal-runtime example)"
 
 step "cargo test --workspace"
 cargo test --locked --workspace
+
+step "PMDK 1.12.1's own unit tests and examples against ours: scripts/pmdk-tests.sh"
+./scripts/pmdk-tests.sh
 
 step "benches run once, untimed (their answers are checked; no time is asserted)"
 ./scripts/bench.sh --criterion --test
