@@ -70,6 +70,12 @@ fn delete(mut src: *mut Source) {
 fn check_file_source(src: *mut Source, handle: Handle) {
     assert!(!src.is_null());
     assert_eq!(get_handle(src), handle);
+    // SAFETY: `src` is live; NULL `h` is allowed, and is where libpmem2 would write.
+    let code = unsafe { pmem2_source_get_handle(src, null_mut()) };
+    assert_eq!(
+        (code, last_message().as_str()),
+        (-22, "pmem2_source_get_handle: h must not be NULL")
+    );
     let mut size = 0usize;
     // SAFETY: `src` is live, `size` writable.
     assert_eq!(unsafe { pmem2_source_size(src, &mut size) }, 0);
@@ -139,11 +145,15 @@ fn get_handle_of_anonymous_sources_and_null_arguments() {
         )
     );
     assert_eq!(handle, INVALID_HANDLE_VALUE, "untouched");
-    // SAFETY: NULL `h` is allowed.
+    // SAFETY: NULL `h` is allowed. libpmem2 refuses the anonymous source before it would
+    // write through `h`.
     let code = unsafe { pmem2_source_get_handle(src, null_mut()) };
     assert_eq!(
         (code, last_message().as_str()),
-        (-22, "pmem2_source_get_handle: h must not be NULL")
+        (
+            PMEM2_E_FILE_HANDLE_NOT_SET,
+            "File handle is not set, source type does not support file handles"
+        )
     );
     let mut alignment = 0usize;
     // SAFETY: `src` is live, `alignment` writable.
