@@ -201,4 +201,83 @@ case "$status $summary" in
 *) fail "scenarios (exit $status): $summary" ;;
 esac
 
+# --- PMDK's own Device DAX tests, with libpmem2 and with ours ------------------------------
+# The cases of tests/pmdk/devdax-vm.txt, invoked as their TESTS.py does (RUNTESTS.py cannot
+# run here: no python), each with libpmem2 alone and with ours LD_PRELOADed: ours must give
+# libpmem2's verdict, the exit status (0 is a pass).
+pmdk=/opt/pmem2/pmdk
+run_pmdk() { # run_pmdk LIBRARY TEST PROGRAM ARGUMENTS...: prints PASS or FAIL (exit N)
+	lib=$1 test=$2 program=$3
+	shift 3
+	dir=/tmp/pmdk/$lib/$test
+	mkdir -p "$dir"
+	set -- "$pmdk/$program" "$@"
+	if [ "$lib" = ours ]; then
+		set -- LD_PRELOAD=/opt/pmem2/lib/libpmem2_source.so.1 "$@"
+	fi
+	(cd "$dir" && env UNITTEST_NAME="$test" UNITTEST_NUM="${test##*/TEST}" UNITTEST_LOG_LEVEL=1 \
+		timeout 60 "$@" </dev/null >"$dir/output" 2>&1)
+	status=$?
+	if [ "$status" -eq 0 ]; then
+		echo PASS
+	else
+		echo "FAIL (exit $status)"
+	fi
+}
+show_pmdk_logs() { # show_pmdk_logs LIBRARY TEST
+	for log in "/tmp/pmdk/$1/$2"/*; do
+		[ -s "$log" ] || continue
+		echo "-- $1 $2: ${log##*/}"
+		tail -n 20 "$log"
+	done
+}
+if [ "${persist%%:*}" = write ]; then
+	echo "== PMDK's Device DAX tests: not in this boot (they write to the device; the next" \
+		"boot reads this boot's persistence record back first, then runs them)"
+elif [ ! -f "$pmdk/devdax-vm.txt" ]; then
+	echo "== PMDK's Device DAX tests: not in this initramfs (run.sh found no PMDK build)"
+else
+	dd_size=$(cat /sys/bus/dax/devices/dax0.0/size)
+	dd_align=$(cat /sys/bus/dax/devices/dax0.0/align)
+	echo "== PMDK's Device DAX tests (tests/pmdk/devdax-vm.txt) on /dev/dax0.0:" \
+		"size $dd_size, alignment $dd_align"
+	while read -r test requires testcase arguments; do
+		case "$test" in '' | '#'*) continue ;; esac
+		case "$requires" in
+		align=*)
+			if [ "${requires#align=}" != "$dd_align" ]; then
+				echo "REPORT skip - pmdk $test: requires alignment ${requires#align=}," \
+					"this device has $dd_align"
+				continue
+			fi
+			;;
+		esac
+		set --
+		# Word splitting of the arguments is wanted here.
+		for word in $arguments; do
+			case "$word" in
+			DEVDAX) word=/dev/dax0.0 ;;
+			SIZE) word=$dd_size ;;
+			ALIGNMENT) word=$dd_align ;;
+			esac
+			set -- "$@" "$word"
+		done
+		program=${test%/*}
+		theirs=$(run_pmdk libpmem2 "$test" "$program" "$testcase" "$@")
+		ours=$(run_pmdk ours "$test" "$program" "$testcase" "$@")
+		line="pmdk $test ($program $testcase $*) libpmem2 $theirs ours $ours"
+		if [ "$theirs" = "$ours" ]; then
+			echo "REPORT ok - $line"
+			pass "$line"
+		else
+			echo "REPORT not ok - $line"
+			fail "$line"
+		fi
+		if [ "$theirs" != PASS ] || [ "$ours" != PASS ]; then
+			show_pmdk_logs libpmem2 "$test"
+			show_pmdk_logs ours "$test"
+		fi
+	done <"$pmdk/devdax-vm.txt"
+fi
+
 finish

@@ -190,6 +190,30 @@ for name in "${!tests[@]}"; do
   # Without their debug info the test binaries are a fraction of the size.
   strip --strip-debug -o "$staging/opt/pmem2/tests/$name" "${tests[$name]}"
 done
+# PMDK's Device DAX tests (tests/pmdk/devdax-vm.txt): the programs scripts/pmdk-tests.sh
+# built, which it leaves at target/pmdk/pmdk-1.12.1/src/test/GROUP/GROUP. Not rebuilt here.
+pmdk_cases=tests/pmdk/devdax-vm.txt
+pmdk_tests=$root/target/pmdk/pmdk-1.12.1/src/test
+pmdk_programs=$(awk '$1 !~ /^#/ && NF { sub("/.*", "", $1); print $1 }' "$pmdk_cases" | sort -u)
+pmdk_missing=()
+for program in $pmdk_programs; do
+  [ -x "$pmdk_tests/$program/$program" ] || pmdk_missing+=("$program")
+done
+if ((${#pmdk_missing[@]})); then
+  if [ "${CI:-}" = true ]; then
+    die "PMDK's test programs ${pmdk_missing[*]} are not in ${pmdk_tests#"$root"/} (CI=true:" \
+      "nothing may be skipped; run scripts/pmdk-tests.sh first)"
+  fi
+  say "SKIPPED: PMDK's Device DAX tests: ${pmdk_missing[*]} not built in" \
+    "${pmdk_tests#"$root"/} (scripts/pmdk-tests.sh builds them)"
+  pmdk_programs=
+else
+  mkdir -p "$staging/opt/pmem2/pmdk"
+  cp "$pmdk_cases" "$staging/opt/pmem2/pmdk/devdax-vm.txt"
+  for program in $pmdk_programs; do
+    strip --strip-debug -o "$staging/opt/pmem2/pmdk/$program" "$pmdk_tests/$program/$program"
+  done
+fi
 libpmem2=$(ldconfig -p | awk '$1 == "libpmem2.so.1" && /x86-64/ { print $NF; exit }')
 [ -n "$libpmem2" ] || die "libpmem2.so.1 is not installed (package libpmem2)"
 # Each ELF and every shared library it needs, at the same path in the guest.
@@ -212,6 +236,9 @@ cp -L "$libpmem2" "$staging$libpmem2"
 for elf in "$staging"/usr/bin/* "$staging"/opt/pmem2/bin/* "$staging"/opt/pmem2/tests/* \
   "$staging/opt/pmem2/lib/libpmem2_source.so.1" "$libpmem2"; do
   copy_with_libraries "$elf"
+done
+for program in $pmdk_programs; do
+  copy_with_libraries "$staging/opt/pmem2/pmdk/$program"
 done
 initrd=$work/initrd.cpio
 (cd "$staging" && find . -print0 | cpio --null -o -H newc --quiet) >"$initrd" ||
