@@ -3,7 +3,9 @@
 #
 # Loads the NVDIMM and Device DAX modules, makes namespace0.0 a Device DAX (or, in the
 # `reuse` mode, finds the one an earlier boot of the same NVDIMM image made), runs the checks
-# against /dev/dax0.0, prints one `RESULT: PASS` or `RESULT: FAIL` line and powers off.
+# against /dev/dax0.0 (ours, then PMDK's own Device DAX tests with libpmem2 and with ours,
+# except in the boot that writes the persistence record), prints one `RESULT: PASS` or
+# `RESULT: FAIL` line and powers off.
 #
 # What to do comes from the kernel command line (run.sh sets it):
 #   pmem2_mode=create|reuse   create the Device DAX, or expect it on the image already
@@ -215,8 +217,9 @@ run_pmdk() { # run_pmdk LIBRARY TEST PROGRAM ARGUMENTS...: prints PASS or FAIL (
 	if [ "$lib" = ours ]; then
 		set -- LD_PRELOAD=/opt/pmem2/lib/libpmem2_source.so.1 "$@"
 	fi
-	(cd "$dir" && env UNITTEST_NAME="$test" UNITTEST_NUM="${test##*/TEST}" UNITTEST_LOG_LEVEL=1 \
-		timeout 60 "$@" </dev/null >"$dir/output" 2>&1)
+	# As RUNTESTS.py runs it: in the test's directory, with libut's settings in the environment.
+	(cd "$dir" && timeout 60 env UNITTEST_NAME="$test" UNITTEST_NUM="${test##*/TEST}" \
+		UNITTEST_LOG_LEVEL=1 "$@" </dev/null >"$dir/output" 2>&1)
 	status=$?
 	if [ "$status" -eq 0 ]; then
 		echo PASS

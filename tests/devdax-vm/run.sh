@@ -2,8 +2,10 @@
 # A real Device DAX for the tests: boots a Linux guest with an emulated NVDIMM under QEMU,
 # turns the NVDIMM into /dev/dax0.0 and runs our checks there (tests/devdax-vm/init.sh): the
 # CLI, the `real_devdax` Rust tests of the core, the std shim and the C ABI (the last one
-# against libpmem2 1.12.1), and the C scenario program. Exits 0 only if every boot printed
-# `RESULT: PASS`.
+# against libpmem2 1.12.1), the C scenario program, and PMDK 1.12.1's own Device DAX unit
+# tests (tests/pmdk/devdax-vm.txt; the programs scripts/pmdk-tests.sh built) with libpmem2
+# alone and with ours preloaded, which must give the same verdicts. Exits 0 only if every boot
+# printed `RESULT: PASS`.
 #
 #   tests/devdax-vm/run.sh            (as root; installs what it lacks with apt)
 #
@@ -25,6 +27,8 @@
 #   PMEM2_DEVDAX_VM_CACHE    kernel cache (default $PMEM2_DEVDAX_VM_DIR/cache)
 #   PMEM2_DEVDAX_VM_ACCEL    tcg or kvm, instead of the automatic choice
 #   PMEM2_DEVDAX_VM_TIMEOUT  seconds one boot may take (default 150)
+#   CI=true                  PMDK's test programs missing from target/pmdk fail the run
+#                            (otherwise those cases are skipped with a message)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
