@@ -13,8 +13,9 @@
 #   devdax-2M        ndctl create-namespace -m devdax (2 MiB alignment); the C-ABI test
 #                    writes a persistence record through libpmem2's mapping of our source
 #   devdax-2M-again  same image, nothing created: the kernel finds the Device DAX, and the
-#                    record written by the first boot must read back
-#   devdax-4K        same image, reconfigured with -a 4K
+#                    record written by the first boot must read back; then PMDK's Device DAX
+#                    tests (after the read: some write to the device)
+#   devdax-4K        same image, reconfigured with -a 4K; PMDK's tests that require 4 KiB
 #   memmap           no NVDIMM: memmap=128M!768M makes legacy (e820) pmem, made a Device DAX
 #
 # Nothing goes into the host's /boot or /lib/modules, and no host module is loaded: the
@@ -298,9 +299,10 @@ boot() {
 vm_started=$(now)
 boot devdax-2M yes 262144000 2097152 pmem2_mode=create "pmem2_persist=write:$token" ||
   die "boot devdax-2M failed; serial logs in $logs"
-boot devdax-2M-again yes 262144000 2097152 pmem2_mode=reuse "pmem2_persist=read:$token" ||
+boot devdax-2M-again yes 262144000 2097152 pmem2_mode=reuse "pmem2_persist=read:$token" \
+  pmem2_pmdk=all ||
   die "boot devdax-2M-again failed; serial logs in $logs"
-boot devdax-4K yes 262144000 4096 pmem2_mode=create pmem2_align=4K ||
+boot devdax-4K yes 262144000 4096 pmem2_mode=create pmem2_align=4K pmem2_pmdk=aligned ||
   die "boot devdax-4K failed; serial logs in $logs"
 boot memmap no 130023424 2097152 pmem2_mode=create 'memmap=128M!768M' ||
   die "boot memmap failed; serial logs in $logs"
