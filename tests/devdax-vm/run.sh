@@ -219,7 +219,9 @@ else
     strip --strip-debug -o "$staging/opt/pmem2/pmdk/$program" "$pmdk_tests/$program/$program"
   done
 fi
-libpmem2=$(ldconfig -p | awk '$1 == "libpmem2.so.1" && /x86-64/ { print $NF; exit }')
+# awk reads all of ldconfig's output: exiting at the match could kill ldconfig with SIGPIPE
+# while it still writes, and pipefail then fails the assignment.
+libpmem2=$(ldconfig -p | awk '!found && $1 == "libpmem2.so.1" && /x86-64/ { print $NF; found = 1 }')
 [ -n "$libpmem2" ] || die "libpmem2.so.1 is not installed (package libpmem2)"
 # Each ELF and every shared library it needs, at the same path in the guest.
 copy_with_libraries() {
