@@ -323,6 +323,7 @@ say "the example cases took $((SECONDS - started)) s"
 say "ran in $SECONDS s; logs in ${results#"$root"/}"
 "$python" tests/pmdk/report.py --results "$results" \
 	--differences tests/pmdk/differences.txt --not-run tests/pmdk/not-run.txt \
+	--in-vm tests/pmdk/devdax-vm.txt \
 	--mode-c-groups "${mode_c_groups[*]}" --memcheck-groups "${memcheck_groups[*]}" \
 	--mode-c-examples "${mode_c_examples[*]}" --examples-cases tests/pmdk/example-cases.txt \
 	--tests-dir "$tree/src/test" --groups "${groups[*]}"

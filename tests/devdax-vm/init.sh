@@ -3,7 +3,9 @@
 #
 # Loads the NVDIMM and Device DAX modules, makes namespace0.0 a Device DAX (or, in the
 # `reuse` mode, finds the one an earlier boot of the same NVDIMM image made), runs the checks
-# against /dev/dax0.0, prints one `RESULT: PASS` or `RESULT: FAIL` line and powers off.
+# against /dev/dax0.0 (ours, then PMDK's own Device DAX tests with libpmem2 and with ours,
+# except in the boot that writes the persistence record), prints one `RESULT: PASS` or
+# `RESULT: FAIL` line and powers off.
 #
 # What to do comes from the kernel command line (run.sh sets it):
 #   pmem2_mode=create|reuse   create the Device DAX, or expect it on the image already
@@ -12,6 +14,8 @@
 #   pmem2_alignment=N         the alignment it must have, in bytes
 #   pmem2_persist=write:T|read:T   the persistence stage of the C-ABI test (see
 #                             shims/c/tests/real_devdax.rs); absent: within this boot only
+#   pmem2_pmdk=all|aligned    PMDK's Device DAX tests: all of tests/pmdk/devdax-vm.txt, or only
+#                             those requiring an alignment, which this device has; absent: none
 # shellcheck shell=sh
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /sbin
@@ -45,7 +49,7 @@ finish() {
 	sleep 10 # poweroff -f does not return; if it ever did, init exiting panics the kernel
 }
 
-mode='' align='' size='' alignment='' persist=''
+mode='' align='' size='' alignment='' persist='' pmdk_cases=none
 # Word splitting of the command line is wanted here.
 # shellcheck disable=SC2013
 for word in $(cat /proc/cmdline); do
@@ -55,6 +59,7 @@ for word in $(cat /proc/cmdline); do
 	pmem2_size=*) size=${word#*=} ;;
 	pmem2_alignment=*) alignment=${word#*=} ;;
 	pmem2_persist=*) persist=${word#*=} ;;
+	pmem2_pmdk=*) pmdk_cases=${word#*=} ;;
 	esac
 done
 echo "== guest: kernel $(uname -r), mode ${mode:-?}, align ${align:-default}," \
@@ -200,5 +205,93 @@ case "$status $summary" in
 	;;
 *) fail "scenarios (exit $status): $summary" ;;
 esac
+
+# --- PMDK's own Device DAX tests, with libpmem2 and with ours ------------------------------
+# The cases of tests/pmdk/devdax-vm.txt, invoked as their TESTS.py does (RUNTESTS.py cannot
+# run here: no python), each with libpmem2 alone and with ours LD_PRELOADed: ours must give
+# libpmem2's verdict, the exit status (0 is a pass).
+pmdk=/opt/pmem2/pmdk
+run_pmdk() { # run_pmdk LIBRARY TEST PROGRAM ARGUMENTS...: prints PASS or FAIL (exit N)
+	lib=$1 test=$2 program=$3
+	shift 3
+	dir=/tmp/pmdk/$lib/$test
+	mkdir -p "$dir"
+	set -- "$pmdk/$program" "$@"
+	if [ "$lib" = ours ]; then
+		set -- LD_PRELOAD=/opt/pmem2/lib/libpmem2_source.so.1 "$@"
+	fi
+	# As RUNTESTS.py runs it: in the test's directory, with libut's settings in the environment.
+	(cd "$dir" && timeout 60 env UNITTEST_NAME="$test" UNITTEST_NUM="${test##*/TEST}" \
+		UNITTEST_LOG_LEVEL=1 "$@" </dev/null >"$dir/output" 2>&1)
+	status=$?
+	if [ "$status" -eq 0 ]; then
+		echo PASS
+	else
+		echo "FAIL (exit $status)"
+	fi
+}
+show_pmdk_logs() { # show_pmdk_logs LIBRARY TEST
+	for log in "/tmp/pmdk/$1/$2"/*; do
+		[ -s "$log" ] || continue
+		echo "-- $1 $2: ${log##*/}"
+		tail -n 20 "$log"
+	done
+}
+if [ "$pmdk_cases" = none ]; then
+	echo "== PMDK's Device DAX tests: not in this boot (run.sh runs them in devdax-2M-again," \
+		"and those requiring a 4 KiB alignment in devdax-4K)"
+elif [ ! -f "$pmdk/devdax-vm.txt" ]; then
+	echo "== PMDK's Device DAX tests: not in this initramfs (run.sh found no PMDK build)"
+else
+	dd_size=$(cat /sys/bus/dax/devices/dax0.0/size)
+	dd_align=$(cat /sys/bus/dax/devices/dax0.0/align)
+	echo "== PMDK's Device DAX tests (tests/pmdk/devdax-vm.txt) on /dev/dax0.0:" \
+		"size $dd_size, alignment $dd_align"
+	while read -r test requires testcase arguments; do
+		case "$test" in '' | '#'*) continue ;; esac
+		case "$pmdk_cases $requires" in
+		"aligned -") continue ;;
+		*" align="*)
+			if [ "${requires#align=}" != "$dd_align" ]; then
+				echo "REPORT skip - pmdk $test: requires alignment ${requires#align=}," \
+					"this device has $dd_align"
+				continue
+			fi
+			;;
+		esac
+		set --
+		# Word splitting of the arguments is wanted here.
+		for word in $arguments; do
+			case "$word" in
+			DEVDAX) word=/dev/dax0.0 ;;
+			SIZE) word=$dd_size ;;
+			ALIGNMENT) word=$dd_align ;;
+			esac
+			set -- "$@" "$word"
+		done
+		program=${test%/*}
+		t0=$(cut -d' ' -f1 /proc/uptime)
+		theirs=$(run_pmdk libpmem2 "$test" "$program" "$testcase" "$@")
+		ours=$(run_pmdk ours "$test" "$program" "$testcase" "$@")
+		took=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { print b - a }')
+		line="pmdk $test ($program $testcase $*) libpmem2 $theirs ours $ours (${took} s)"
+		if [ "$theirs" != "$ours" ]; then
+			echo "REPORT not ok - $line"
+			fail "$line"
+		elif [ "$theirs" != PASS ]; then
+			# The reference failing means the invocation or the guest is wrong: the case
+			# would compare nothing.
+			echo "REPORT not ok - $line: libpmem2 itself fails it"
+			fail "$line: libpmem2 itself fails it"
+		else
+			echo "REPORT ok - $line"
+			pass "$line"
+		fi
+		if [ "$theirs" != PASS ] || [ "$ours" != PASS ]; then
+			show_pmdk_logs libpmem2 "$test"
+			show_pmdk_logs ours "$test"
+		fi
+	done <"$pmdk/devdax-vm.txt"
+fi
 
 finish

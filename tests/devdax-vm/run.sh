@@ -2,8 +2,10 @@
 # A real Device DAX for the tests: boots a Linux guest with an emulated NVDIMM under QEMU,
 # turns the NVDIMM into /dev/dax0.0 and runs our checks there (tests/devdax-vm/init.sh): the
 # CLI, the `real_devdax` Rust tests of the core, the std shim and the C ABI (the last one
-# against libpmem2 1.12.1), and the C scenario program. Exits 0 only if every boot printed
-# `RESULT: PASS`.
+# against libpmem2 1.12.1), the C scenario program, and PMDK 1.12.1's own Device DAX unit
+# tests (tests/pmdk/devdax-vm.txt; the programs scripts/pmdk-tests.sh built) with libpmem2
+# alone and with ours preloaded, which must give the same verdicts. Exits 0 only if every boot
+# printed `RESULT: PASS`.
 #
 #   tests/devdax-vm/run.sh            (as root; installs what it lacks with apt)
 #
@@ -11,8 +13,9 @@
 #   devdax-2M        ndctl create-namespace -m devdax (2 MiB alignment); the C-ABI test
 #                    writes a persistence record through libpmem2's mapping of our source
 #   devdax-2M-again  same image, nothing created: the kernel finds the Device DAX, and the
-#                    record written by the first boot must read back
-#   devdax-4K        same image, reconfigured with -a 4K
+#                    record written by the first boot must read back; then PMDK's Device DAX
+#                    tests (after the read: some write to the device)
+#   devdax-4K        same image, reconfigured with -a 4K; PMDK's tests that require 4 KiB
 #   memmap           no NVDIMM: memmap=128M!768M makes legacy (e820) pmem, made a Device DAX
 #
 # Nothing goes into the host's /boot or /lib/modules, and no host module is loaded: the
@@ -25,6 +28,8 @@
 #   PMEM2_DEVDAX_VM_CACHE    kernel cache (default $PMEM2_DEVDAX_VM_DIR/cache)
 #   PMEM2_DEVDAX_VM_ACCEL    tcg or kvm, instead of the automatic choice
 #   PMEM2_DEVDAX_VM_TIMEOUT  seconds one boot may take (default 150)
+#   CI=true                  PMDK's test programs missing from target/pmdk fail the run
+#                            (otherwise those cases are skipped with a message)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -190,7 +195,33 @@ for name in "${!tests[@]}"; do
   # Without their debug info the test binaries are a fraction of the size.
   strip --strip-debug -o "$staging/opt/pmem2/tests/$name" "${tests[$name]}"
 done
-libpmem2=$(ldconfig -p | awk '$1 == "libpmem2.so.1" && /x86-64/ { print $NF; exit }')
+# PMDK's Device DAX tests (tests/pmdk/devdax-vm.txt): the programs scripts/pmdk-tests.sh
+# built, which it leaves at target/pmdk/pmdk-1.12.1/src/test/GROUP/GROUP. Not rebuilt here.
+pmdk_cases=tests/pmdk/devdax-vm.txt
+pmdk_tests=$root/target/pmdk/pmdk-1.12.1/src/test
+pmdk_programs=$(awk '$1 !~ /^#/ && NF { sub("/.*", "", $1); print $1 }' "$pmdk_cases" | sort -u)
+pmdk_missing=()
+for program in $pmdk_programs; do
+  [ -x "$pmdk_tests/$program/$program" ] || pmdk_missing+=("$program")
+done
+if ((${#pmdk_missing[@]})); then
+  if [ "${CI:-}" = true ]; then
+    die "PMDK's test programs ${pmdk_missing[*]} are not in ${pmdk_tests#"$root"/} (CI=true:" \
+      "nothing may be skipped; run scripts/pmdk-tests.sh first)"
+  fi
+  say "SKIPPED: PMDK's Device DAX tests: ${pmdk_missing[*]} not built in" \
+    "${pmdk_tests#"$root"/} (scripts/pmdk-tests.sh builds them)"
+  pmdk_programs=
+else
+  mkdir -p "$staging/opt/pmem2/pmdk"
+  cp "$pmdk_cases" "$staging/opt/pmem2/pmdk/devdax-vm.txt"
+  for program in $pmdk_programs; do
+    strip --strip-debug -o "$staging/opt/pmem2/pmdk/$program" "$pmdk_tests/$program/$program"
+  done
+fi
+# awk reads all of ldconfig's output: exiting at the match could kill ldconfig with SIGPIPE
+# while it still writes, and pipefail then fails the assignment.
+libpmem2=$(ldconfig -p | awk '!found && $1 == "libpmem2.so.1" && /x86-64/ { print $NF; found = 1 }')
 [ -n "$libpmem2" ] || die "libpmem2.so.1 is not installed (package libpmem2)"
 # Each ELF and every shared library it needs, at the same path in the guest.
 copy_with_libraries() {
@@ -212,6 +243,9 @@ cp -L "$libpmem2" "$staging$libpmem2"
 for elf in "$staging"/usr/bin/* "$staging"/opt/pmem2/bin/* "$staging"/opt/pmem2/tests/* \
   "$staging/opt/pmem2/lib/libpmem2_source.so.1" "$libpmem2"; do
   copy_with_libraries "$elf"
+done
+for program in $pmdk_programs; do
+  copy_with_libraries "$staging/opt/pmem2/pmdk/$program"
 done
 initrd=$work/initrd.cpio
 (cd "$staging" && find . -print0 | cpio --null -o -H newc --quiet) >"$initrd" ||
@@ -267,9 +301,10 @@ boot() {
 vm_started=$(now)
 boot devdax-2M yes 262144000 2097152 pmem2_mode=create "pmem2_persist=write:$token" ||
   die "boot devdax-2M failed; serial logs in $logs"
-boot devdax-2M-again yes 262144000 2097152 pmem2_mode=reuse "pmem2_persist=read:$token" ||
+boot devdax-2M-again yes 262144000 2097152 pmem2_mode=reuse "pmem2_persist=read:$token" \
+  pmem2_pmdk=all ||
   die "boot devdax-2M-again failed; serial logs in $logs"
-boot devdax-4K yes 262144000 4096 pmem2_mode=create pmem2_align=4K ||
+boot devdax-4K yes 262144000 4096 pmem2_mode=create pmem2_align=4K pmem2_pmdk=aligned ||
   die "boot devdax-4K failed; serial logs in $logs"
 boot memmap no 130023424 2097152 pmem2_mode=create 'memmap=128M!768M' ||
   die "boot memmap failed; serial logs in $logs"

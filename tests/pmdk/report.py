@@ -167,6 +167,8 @@ def main():
     parser.add_argument('--results', required=True)
     parser.add_argument('--differences', required=True)
     parser.add_argument('--not-run', required=True)
+    parser.add_argument('--in-vm', required=True,
+                        help='the Device DAX tests tests/devdax-vm runs in its guest')
     parser.add_argument('--mode-c-groups', default='')
     parser.add_argument('--memcheck-groups', default='')
     parser.add_argument('--mode-c-examples', default='')
@@ -185,6 +187,8 @@ def main():
         deliberate[test] = (set(modes.split(',')), reason.strip())
     seen_deliberate = set()
     not_run = {test: reason for test, reason in read_table(args.not_run)}
+    in_vm = {test for test, _ in read_table(args.in_vm)}
+    seen_in_vm = set()
 
     logs = {}
     for mode in ('a', 'b', 'c', 'memcheck-a', 'memcheck'):
@@ -202,7 +206,13 @@ def main():
         skip = reference.get((test, '*'))
         if skip:
             reason = skip[len('SKIP: '):]
-            rows.append((test, '-', '-', '-', '-', 'not run: ' + reason))
+            if test in in_vm:
+                seen_in_vm.add(test)
+                reason = 'not run here ({}): runs in the VM, tests/devdax-vm ({})'.format(
+                    reason, args.in_vm)
+            else:
+                reason = 'not run: ' + reason
+            rows.append((test, '-', '-', '-', '-', reason))
             for mode in ('b', 'c'):
                 if mode == 'c' and group not in mode_c_groups:
                     continue
@@ -324,6 +334,11 @@ def main():
             result = 'same'
             passed += 1
         rows.append((test, cells['a'], cells.get('b', '-'), cells.get('c', '-'), '-', result))
+
+    for test in sorted(in_vm - seen_in_vm, key=test_order):
+        problems.append((test, 'listed in {} as run in the VM, but RUNTESTS.py did not skip '
+                         'it here: remove the entry'.format(args.in_vm)))
+        failed += 1
 
     for test in sorted(set(deliberate) - seen_deliberate):
         problems.append((test, 'listed in {} as a deliberate difference, but ours gives the '
