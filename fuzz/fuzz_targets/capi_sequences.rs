@@ -715,7 +715,12 @@ impl Model {
                 })
             }
             Op::DeviceUsc { var, null_out } => {
-                let want = self.live_of(var).map(|_| Want::Fails(PMEM2_E_NOSUPP));
+                // libpmem2 zeroes `*usc` before it looks for NVDIMMs, after refusing an
+                // anonymous source.
+                let want = self.live_of(var).map(|live| match live.made {
+                    Made::Fd { .. } if null_out => Want::Fails(EINVAL),
+                    _ => Want::Fails(PMEM2_E_NOSUPP),
+                });
                 // SAFETY: as above.
                 self.query(var, null_out, want, &what, |src, out: *mut u64| unsafe {
                     pmem2_source_device_usc(src, out)
@@ -879,7 +884,9 @@ impl Model {
         let code = call(src, out_ptr);
         let (want_code, want_out) = match want {
             None => (EINVAL, T::MARKER),
-            Some(_) if null_out => (EINVAL, T::MARKER),
+            // A NULL out-parameter is refused only where libpmem2 would store the answer:
+            // its errors before that come first.
+            Some(Want::Ok(_)) if null_out => (EINVAL, T::MARKER),
             Some(Want::Ok(value)) => (0, value),
             Some(Want::Fails(code)) => (code, T::MARKER),
         };
@@ -908,7 +915,9 @@ impl Model {
         // SAFETY: `src` is NULL or live; `id` is NULL or valid for `*len` bytes; `len` NULL or
         // valid.
         let code = unsafe { pmem2_source_device_id(src, id_ptr, len_ptr) };
-        let want = if src.is_null() || null_len {
+        // No NVDIMM on the fuzzing machines: libpmem2 fails before it touches `*len`, also
+        // a NULL one.
+        let want = if src.is_null() {
             EINVAL
         } else {
             PMEM2_E_NOSUPP
@@ -971,7 +980,6 @@ impl Model {
         };
         let want = match live {
             None => EINVAL,
-            Some(_) if null_buf && len > 0 => EINVAL,
             Some(Live {
                 made: Made::Anon(_),
                 ..
@@ -979,6 +987,8 @@ impl Model {
             Some(Live { made, .. }) => match self.size_of(made) {
                 Err(code) => code,
                 Ok(size) if offset > size || len > size - offset => PMEM2_E_LENGTH_OUT_OF_RANGE,
+                // The checks libpmem2 makes before it copies come first.
+                Ok(_) if null_buf && len > 0 => EINVAL,
                 Ok(_)
                     if write
                         && matches!(

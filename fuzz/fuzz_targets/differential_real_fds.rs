@@ -1298,12 +1298,6 @@ impl Run {
                 );
             }
         };
-        if null_buf && len > 0 {
-            // (ours) -EINVAL before anything else; libpmem2 checks the source and range, then
-            // hands NULL to pread/pwrite(2).
-            ours_failed_alone(EINVAL, "buf == NULL");
-            return;
-        }
         match now {
             Now::Anon | Now::Closed => {
                 let want = match now {
@@ -1328,6 +1322,12 @@ impl Run {
             Now::Same { flags, .. } => {
                 let offset = offset as u64;
                 let in_range = offset <= size && (len as u64) <= size - offset;
+                if null_buf && len > 0 && in_range {
+                    // (ours) -EINVAL where libpmem2, having checked the source and the range
+                    // as ours did, hands NULL to pread/pwrite(2).
+                    ours_failed_alone(EINVAL, "buf == NULL");
+                    return;
+                }
                 if offset > size {
                     // (ours) an offset past the end is rejected; libpmem2's size - offset
                     // underflows: it reads nothing or writes past the end, and returns what
